@@ -1,0 +1,134 @@
+// The HSM driver: a small semantic interface over a key store that never lets secrets out.
+// Two backends implement it (`pkcs11/` for real tokens, `fake/` for fast tests); one conformance
+// suite (test/conformance/) holds both to the same behaviour.
+
+/** What a key is for. A role fixes the algorithm and the only usages the key gets. */
+export type KeyType = 'ec-p256-derive' | 'ec-p256-sign' | 'ed25519' | 'aes-256' | 'hmac-sha256';
+
+export const KEY_TYPES: readonly KeyType[] = ['ec-p256-derive', 'ec-p256-sign', 'ed25519', 'aes-256', 'hmac-sha256'];
+
+export function isKeyType(value: string): value is KeyType {
+  return (KEY_TYPES as readonly string[]).includes(value);
+}
+
+/** A handle-free reference to a key: backends resolve it (and re-resolve it after session loss). */
+export interface KeyRef {
+  readonly label: string;
+  /** CKA_ID; backends set one when generating (random 16 bytes unless given). */
+  readonly id: Uint8Array;
+  readonly type: KeyType;
+}
+
+export interface KeySpec {
+  /** 1..64 printable characters; unique among the token's private/secret keys. */
+  readonly label: string;
+  readonly type: KeyType;
+  /** CKA_ID to set; 1..32 bytes. Random 16 bytes when absent. */
+  readonly id?: Uint8Array;
+}
+
+/** Raw material for `importKey`: imported keys are never LOCAL, and evidence says so. */
+export type KeyMaterial =
+  | { readonly type: 'ec-p256-derive' | 'ec-p256-sign'; readonly scalar: Uint8Array }
+  | { readonly type: 'ed25519'; readonly seed: Uint8Array }
+  | { readonly type: 'aes-256' | 'hmac-sha256'; readonly secret: Uint8Array };
+
+/** Attributes as evidence of how a key was made and is protected (PKCS#11 names in comments). */
+export interface KeyAttributes {
+  readonly label: string;
+  readonly id: string; // hex
+  readonly type: KeyType;
+  readonly local: boolean; // CKA_LOCAL: generated inside this token
+  readonly sensitive: boolean; // CKA_SENSITIVE
+  readonly alwaysSensitive: boolean; // CKA_ALWAYS_SENSITIVE
+  readonly extractable: boolean; // CKA_EXTRACTABLE
+  readonly neverExtractable: boolean; // CKA_NEVER_EXTRACTABLE
+  /** CKA_KEY_GEN_MECHANISM by name, or null when the token reports none (imported keys). */
+  readonly keyGenMechanism: string | null;
+  readonly usages: readonly KeyUsage[];
+}
+
+export type KeyUsage = 'derive' | 'sign' | 'verify' | 'encrypt' | 'decrypt' | 'wrap' | 'unwrap';
+
+export interface MechanismSupport {
+  readonly name: string; // e.g. CKM_ECDH1_DERIVE
+  readonly purpose: string; // what the vault uses it for
+  readonly present: boolean;
+}
+
+export interface TokenInfo {
+  readonly backend: 'pkcs11' | 'fake';
+  readonly label: string;
+  readonly manufacturer: string;
+  readonly model: string;
+  readonly serial: string;
+  readonly firmwareVersion: string;
+  readonly hardwareVersion: string;
+  readonly library: { readonly description: string; readonly manufacturer: string; readonly version: string; readonly path: string };
+  /** Token-reported limits; null when the token says "effectively infinite" or "unavailable". */
+  readonly maxSessionCount: number | null;
+  readonly sessionCount: number | null;
+  /** Operation sessions the driver keeps open. */
+  readonly poolSize: number;
+  readonly mechanisms: readonly MechanismSupport[];
+  readonly quirks: readonly string[];
+  /** Set for backends that must never hold production secrets (the fake backend). */
+  readonly insecure: boolean;
+}
+
+export interface GcmSealed {
+  readonly iv: Uint8Array; // 12 bytes, fresh per seal
+  readonly ciphertext: Uint8Array; // ciphertext || 16-byte tag
+}
+
+/** Attribute changes that would weaken a key; every backend refuses them with NonExportableKey. */
+export interface AttributeChange {
+  readonly extractable?: boolean;
+  readonly sensitive?: boolean;
+}
+
+export interface HsmDriver {
+  readonly backend: 'pkcs11' | 'fake';
+
+  info(): Promise<TokenInfo>;
+
+  /** Generates a key inside the token: token object, private, sensitive, never extractable. */
+  generateKey(spec: KeySpec): Promise<KeyRef>;
+  /** Imports key material (tests, vector reproduction, ceremonies): sensitive, not extractable, not LOCAL. */
+  importKey(spec: KeySpec, material: KeyMaterial): Promise<KeyRef>;
+  /** Exactly one private or secret key matches, or KeyNotFound / AmbiguousKey. */
+  findKey(query: { readonly label?: string; readonly id?: Uint8Array }): Promise<KeyRef>;
+  listKeys(): Promise<KeyAttributes[]>;
+  keyAttributes(key: KeyRef): Promise<KeyAttributes>;
+  /** P-256: 65-byte uncompressed point. Ed25519: 32 bytes. Secret keys: WrongKeyType. */
+  publicKey(key: KeyRef): Promise<Uint8Array>;
+  destroyKey(key: KeyRef): Promise<void>;
+
+  /** x(k·P) for an `ec-p256-derive` key; P is validated in software first (InvalidPoint). */
+  ecdh(key: KeyRef, peerPoint: Uint8Array): Promise<Uint8Array>;
+  /**
+   * `ec-p256-sign`: ECDSA over a 32-byte digest, r||s (64 bytes), low-S.
+   * `ed25519`: pure Ed25519 over the message, 64 bytes.
+   */
+  sign(key: KeyRef, data: Uint8Array): Promise<Uint8Array>;
+  hmacSha256(key: KeyRef, data: Uint8Array): Promise<Uint8Array>;
+  sealAesGcm(key: KeyRef, plaintext: Uint8Array, aad: Uint8Array): Promise<GcmSealed>;
+  /** AuthenticationFailed when the tag, IV, AAD or ciphertext does not verify. */
+  openAesGcm(key: KeyRef, sealed: GcmSealed, aad: Uint8Array): Promise<Uint8Array>;
+  randomBytes(length: number): Promise<Uint8Array>;
+
+  // Export paths. They exist so that callers (qualification, conformance, ceremonies) can prove
+  // the token refuses them; for every key this driver makes they fail with NonExportableKey.
+  /** Reads CKA_VALUE (or the private scalar). */
+  exportKeyValue(key: KeyRef): Promise<Uint8Array>;
+  /** Tries to change protection attributes. */
+  updateKeyAttributes(key: KeyRef, change: AttributeChange): Promise<void>;
+  /** AES key wrap with padding (RFC 5649) of `key` under `wrappingKey` (an aes-256 key). */
+  wrapKey(wrappingKey: KeyRef, key: KeyRef): Promise<Uint8Array>;
+
+  /** Waits for in-flight operations, then releases sessions and the module. Idempotent. */
+  close(): Promise<void>;
+}
+
+export const LABEL_MAX = 64;
+export const ID_MAX = 32;
