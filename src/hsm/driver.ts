@@ -3,9 +3,14 @@
 // suite (test/conformance/) holds both to the same behaviour.
 
 /** What a key is for. A role fixes the algorithm and the only usages the key gets. */
-export type KeyType = 'ec-p256-derive' | 'ec-p256-sign' | 'ed25519' | 'aes-256' | 'hmac-sha256';
+/** `aes-256` seals data (AES-GCM); `aes-256-wrap` only wraps keys (fleet ceremonies). */
+export type KeyType = 'ec-p256-derive' | 'ec-p256-sign' | 'ed25519' | 'aes-256' | 'aes-256-wrap' | 'hmac-sha256';
 
-export const KEY_TYPES: readonly KeyType[] = ['ec-p256-derive', 'ec-p256-sign', 'ed25519', 'aes-256', 'hmac-sha256'];
+export const KEY_TYPES: readonly KeyType[] = ['ec-p256-derive', 'ec-p256-sign', 'ed25519', 'aes-256', 'aes-256-wrap', 'hmac-sha256'];
+
+export function isSecretKeyType(type: KeyType): boolean {
+  return type === 'aes-256' || type === 'aes-256-wrap' || type === 'hmac-sha256';
+}
 
 export function isKeyType(value: string): value is KeyType {
   return (KEY_TYPES as readonly string[]).includes(value);
@@ -31,7 +36,7 @@ export interface KeySpec {
 export type KeyMaterial =
   | { readonly type: 'ec-p256-derive' | 'ec-p256-sign'; readonly scalar: Uint8Array }
   | { readonly type: 'ed25519'; readonly seed: Uint8Array }
-  | { readonly type: 'aes-256' | 'hmac-sha256'; readonly secret: Uint8Array };
+  | { readonly type: 'aes-256' | 'aes-256-wrap' | 'hmac-sha256'; readonly secret: Uint8Array };
 
 /** Attributes as evidence of how a key was made and is protected (PKCS#11 names in comments). */
 export interface KeyAttributes {
@@ -87,8 +92,16 @@ export interface AttributeChange {
   readonly sensitive?: boolean;
 }
 
+export interface DriverStats {
+  /** Calls that reached the token (PKCS#11 calls or call sequences; fake: operations). */
+  readonly tokenCalls: number;
+  /** Recoveries from lost sessions, logins or key handles. */
+  readonly recoveries: number;
+}
+
 export interface HsmDriver {
   readonly backend: 'pkcs11' | 'fake';
+  readonly stats: DriverStats;
 
   info(): Promise<TokenInfo>;
 
@@ -123,7 +136,7 @@ export interface HsmDriver {
   exportKeyValue(key: KeyRef): Promise<Uint8Array>;
   /** Tries to change protection attributes. */
   updateKeyAttributes(key: KeyRef, change: AttributeChange): Promise<void>;
-  /** AES key wrap with padding (RFC 5649) of `key` under `wrappingKey` (an aes-256 key). */
+  /** AES key wrap with padding (RFC 5649) of `key` under `wrappingKey` (an aes-256-wrap key). */
   wrapKey(wrappingKey: KeyRef, key: KeyRef): Promise<Uint8Array>;
 
   /** Waits for in-flight operations, then releases sessions and the module. Idempotent. */

@@ -1,0 +1,348 @@
+// The fake backend: the driver interface on node:crypto, with the PKCS#11 backend's semantics
+// (x-only ECDH, non-exportability, attribute evidence, typed errors, one recovery per call) so
+// that the same conformance suite holds both. In memory by default; `fake:?path=FILE` persists the
+// key material IN THE CLEAR, which is only ever acceptable on a developer's machine.
+
+import {
+  createCipheriv, createDecipheriv, createECDH, createHmac, createPrivateKey, randomBytes, sign as nodeSign,
+  type ECDH, type KeyObject,
+} from 'node:crypto';
+import { p256 } from '@noble/curves/nist.js';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import {
+  isSecretKeyType,
+  type AttributeChange, type DriverStats, type GcmSealed, type HsmDriver, type KeyAttributes, type KeyMaterial, type KeyRef, type KeySpec,
+  type KeyType, type KeyUsage, type TokenInfo,
+} from '../driver.js';
+import {
+  AmbiguousKey, AuthenticationFailed, DriverClosed, InvalidArgument, KeyExists, KeyNotFound, NonExportableKey,
+  TokenUnavailable, WrongKeyType,
+} from '../errors.js';
+import { normalizeLowS, validateP256Point } from '../ec-point.js';
+import { checkData, checkRandomLength, checkSpec, requireType } from '../validate.js';
+import type { FakeUri } from '../uri.js';
+import { VAULT_MECHANISMS, MECHANISM_NAMES } from '../pkcs11/constants.js';
+import { FaultInjector } from './faults.js';
+import { loadFakeKeys, saveFakeKeys, type StoredFakeKey } from './persistence.js';
+
+export interface FakeDriverOptions {
+  /** Called once when a persistent fake token is opened (default: process.emitWarning). */
+  readonly onInsecure?: (message: string) => void;
+}
+
+interface FakeKey {
+  readonly ref: KeyRef;
+  readonly value: Buffer; // scalar, seed or secret
+  readonly local: boolean;
+  readonly publicKey?: Uint8Array;
+  ecdh?: ECDH;
+  edKey?: KeyObject;
+}
+
+const USAGES: Record<KeyType, readonly KeyUsage[]> = {
+  'ec-p256-derive': ['derive'],
+  'ec-p256-sign': ['sign'],
+  ed25519: ['sign'],
+  'aes-256': ['encrypt', 'decrypt'],
+  'aes-256-wrap': ['wrap', 'unwrap'],
+  'hmac-sha256': ['sign', 'verify'],
+};
+
+const GEN_MECHANISM: Record<KeyType, string> = {
+  'ec-p256-derive': 'CKM_EC_KEY_PAIR_GEN',
+  'ec-p256-sign': 'CKM_EC_KEY_PAIR_GEN',
+  ed25519: 'CKM_EC_EDWARDS_KEY_PAIR_GEN',
+  'aes-256': 'CKM_AES_KEY_GEN',
+  'aes-256-wrap': 'CKM_AES_KEY_GEN',
+  'hmac-sha256': 'CKM_GENERIC_SECRET_KEY_GEN',
+};
+
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+function hex(b: Uint8Array): string {
+  return Buffer.from(b).toString('hex');
+}
+
+export class FakeDriver implements HsmDriver {
+  readonly backend = 'fake' as const;
+  readonly faults = new FaultInjector();
+  private readonly keys: FakeKey[] = [];
+  private closed = false;
+  private tokenCalls = 0;
+
+  get stats(): DriverStats {
+    return { tokenCalls: this.tokenCalls, recoveries: this.faults.recoveries };
+  }
+
+  private constructor(
+    private readonly label: string,
+    private readonly path: string | undefined,
+  ) {}
+
+  static async open(uri: FakeUri = { scheme: 'fake' }, options: FakeDriverOptions = {}): Promise<FakeDriver> {
+    const driver = new FakeDriver(uri.label ?? 'fake', uri.path);
+    if (uri.path) {
+      const warn = options.onInsecure ?? ((m: string) => process.emitWarning(m, { code: 'HSM_VAULT_INSECURE_FAKE' }));
+      warn(`INSECURE: the fake HSM backend stores key material in the clear in ${uri.path}; development only`);
+      for (const stored of loadFakeKeys(uri.path)) driver.keys.push(driver.revive(stored));
+    }
+    return driver;
+  }
+
+  private revive(stored: StoredFakeKey): FakeKey {
+    const value = Buffer.from(stored.value, 'hex');
+    const ref: KeyRef = { label: stored.label, id: Buffer.from(stored.id, 'hex'), type: stored.type };
+    return { ref, value, local: stored.local, publicKey: publicOf(stored.type, value) };
+  }
+
+  private persist(): void {
+    if (!this.path) return;
+    saveFakeKeys(this.path, this.keys.map((k) => ({ label: k.ref.label, id: hex(k.ref.id), type: k.ref.type, local: k.local, value: k.value.toString('hex') })));
+  }
+
+  /** The same one-recovery-per-call contract as the PKCS#11 backend, driven by fault injection. */
+  private async guarded<T>(what: string, body: () => T): Promise<T> {
+    if (this.closed) throw new DriverClosed();
+    this.tokenCalls++;
+    if (this.faults.check() === 'session-lost') {
+      this.faults.recoveries++;
+      if (this.faults.check() === 'session-lost') throw new TokenUnavailable(`${what}: token unavailable after one recovery`);
+    }
+    return body();
+  }
+
+  private lookup(label: string | undefined, id: Uint8Array | undefined): FakeKey[] {
+    return this.keys.filter((k) => (label === undefined || k.ref.label === label) && (id === undefined || hex(k.ref.id) === hex(id)));
+  }
+
+  private exactlyOne(label: string | undefined, id: Uint8Array | undefined): FakeKey {
+    const found = this.lookup(label, id);
+    const what = label !== undefined ? `key "${label}"` : `key with id ${hex(id ?? new Uint8Array())}`;
+    if (found.length === 0) throw new KeyNotFound(`${what} not found on the token`);
+    if (found.length > 1) throw new AmbiguousKey(`${what} is not unique on the token`, found.length);
+    return found[0]!;
+  }
+
+  private resolve(ref: KeyRef): FakeKey {
+    const key = this.exactlyOne(ref.label, ref.id);
+    if (key.ref.type !== ref.type) throw new WrongKeyType(`key "${ref.label}" is ${key.ref.type}, not ${ref.type}`);
+    return key;
+  }
+
+  private add(spec: KeySpec, value: Buffer, local: boolean): KeyRef {
+    if (this.lookup(spec.label, undefined).length > 0) throw new KeyExists(`a key labelled "${spec.label}" already exists`);
+    const ref: KeyRef = { label: spec.label, id: new Uint8Array(spec.id ?? randomBytes(16)), type: spec.type };
+    this.keys.push({ ref, value, local, publicKey: publicOf(spec.type, value) });
+    this.persist();
+    return ref;
+  }
+
+  async info(): Promise<TokenInfo> {
+    return this.guarded('token info', () => ({
+      backend: 'fake',
+      label: this.label,
+      manufacturer: 'hsm-vault',
+      model: 'fake (node:crypto)',
+      serial: 'fake',
+      firmwareVersion: '0.0',
+      hardwareVersion: '0.0',
+      library: { description: 'hsm-vault fake backend', manufacturer: 'hsm-vault', version: '0.1', path: this.path ?? 'memory' },
+      maxSessionCount: null,
+      sessionCount: null,
+      poolSize: 1,
+      mechanisms: VAULT_MECHANISMS.map(({ mechanism, purpose }) => ({ name: MECHANISM_NAMES[mechanism]!, purpose, present: true })),
+      quirks: this.path ? ['persistent-in-the-clear'] : [],
+      insecure: true,
+    }));
+  }
+
+  async generateKey(spec: KeySpec): Promise<KeyRef> {
+    checkSpec(spec);
+    return this.guarded(`generate key "${spec.label}"`, () => this.add(spec, freshKeyValue(spec.type), true));
+  }
+
+  async importKey(spec: KeySpec, material: KeyMaterial): Promise<KeyRef> {
+    checkSpec(spec);
+    if (material.type !== spec.type) throw new InvalidArgument(`key material is ${material.type}, spec says ${spec.type}`);
+    const value = Buffer.from(importValue(material));
+    return this.guarded(`import key "${spec.label}"`, () => this.add(spec, value, false));
+  }
+
+  async findKey(query: { readonly label?: string; readonly id?: Uint8Array }): Promise<KeyRef> {
+    if (query.label === undefined && query.id === undefined) throw new InvalidArgument('findKey needs a label or an id');
+    return this.guarded('find key', () => this.exactlyOne(query.label, query.id).ref);
+  }
+
+  async listKeys(): Promise<KeyAttributes[]> {
+    return this.guarded('list keys', () => this.keys.map((k) => evidence(k)).sort((a, b) => a.label.localeCompare(b.label)));
+  }
+
+  async keyAttributes(ref: KeyRef): Promise<KeyAttributes> {
+    return this.guarded(`attributes of "${ref.label}"`, () => evidence(this.resolve(ref)));
+  }
+
+  async publicKey(ref: KeyRef): Promise<Uint8Array> {
+    requireType(ref, ['ec-p256-derive', 'ec-p256-sign', 'ed25519'], 'publicKey');
+    return this.guarded(`public key of "${ref.label}"`, () => new Uint8Array(this.resolve(ref).publicKey!));
+  }
+
+  async destroyKey(ref: KeyRef): Promise<void> {
+    await this.guarded(`destroy key "${ref.label}"`, () => {
+      const key = this.resolve(ref);
+      this.keys.splice(this.keys.indexOf(key), 1);
+      key.value.fill(0);
+      this.persist();
+    });
+  }
+
+  async ecdh(ref: KeyRef, peerPoint: Uint8Array): Promise<Uint8Array> {
+    requireType(ref, ['ec-p256-derive'], 'ecdh');
+    const point = validateP256Point(peerPoint);
+    return this.guarded(`ECDH with "${ref.label}"`, () => {
+      const key = this.resolve(ref);
+      if (!key.ecdh) {
+        key.ecdh = createECDH('prime256v1');
+        key.ecdh.setPrivateKey(key.value);
+      }
+      return new Uint8Array(key.ecdh.computeSecret(point));
+    });
+  }
+
+  async sign(ref: KeyRef, data: Uint8Array): Promise<Uint8Array> {
+    requireType(ref, ['ec-p256-sign', 'ed25519'], 'sign');
+    checkData(data, 'data to sign');
+    if (ref.type === 'ec-p256-sign' && data.length !== 32) throw new InvalidArgument('ECDSA signs a 32-byte SHA-256 digest');
+    return this.guarded(`sign with "${ref.label}"`, () => {
+      const key = this.resolve(ref);
+      if (ref.type === 'ed25519') {
+        key.edKey ??= createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, key.value]), format: 'der', type: 'pkcs8' });
+        return new Uint8Array(nodeSign(null, data, key.edKey));
+      }
+      return normalizeLowS(p256.sign(data, key.value, { prehash: false, lowS: false }));
+    });
+  }
+
+  async hmacSha256(ref: KeyRef, data: Uint8Array): Promise<Uint8Array> {
+    requireType(ref, ['hmac-sha256'], 'hmacSha256');
+    checkData(data, 'HMAC input');
+    return this.guarded(`HMAC with "${ref.label}"`, () => new Uint8Array(createHmac('sha256', this.resolve(ref).value).update(data).digest()));
+  }
+
+  async sealAesGcm(ref: KeyRef, plaintext: Uint8Array, aad: Uint8Array): Promise<GcmSealed> {
+    requireType(ref, ['aes-256'], 'sealAesGcm');
+    checkData(plaintext, 'plaintext');
+    checkData(aad, 'AAD');
+    return this.guarded(`seal with "${ref.label}"`, () => {
+      const iv = randomBytes(12);
+      const cipher = createCipheriv('aes-256-gcm', this.resolve(ref).value, iv);
+      cipher.setAAD(aad);
+      const ct = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+      return { iv: new Uint8Array(iv), ciphertext: new Uint8Array(ct) };
+    });
+  }
+
+  async openAesGcm(ref: KeyRef, sealed: GcmSealed, aad: Uint8Array): Promise<Uint8Array> {
+    requireType(ref, ['aes-256'], 'openAesGcm');
+    checkData(sealed.ciphertext, 'ciphertext', 64 * 1024 + 16);
+    checkData(aad, 'AAD');
+    if (!(sealed.iv instanceof Uint8Array) || sealed.iv.length !== 12) throw new InvalidArgument('GCM IV must be 12 bytes');
+    if (sealed.ciphertext.length < 16) throw new InvalidArgument('GCM ciphertext is shorter than its tag');
+    return this.guarded(`open with "${ref.label}"`, () => {
+      const ct = sealed.ciphertext;
+      const decipher = createDecipheriv('aes-256-gcm', this.resolve(ref).value, sealed.iv);
+      decipher.setAAD(aad);
+      decipher.setAuthTag(ct.subarray(ct.length - 16));
+      try {
+        return new Uint8Array(Buffer.concat([decipher.update(ct.subarray(0, ct.length - 16)), decipher.final()]));
+      } catch {
+        throw new AuthenticationFailed(`open with "${ref.label}": AES-GCM authentication failed`);
+      }
+    });
+  }
+
+  async randomBytes(length: number): Promise<Uint8Array> {
+    checkRandomLength(length);
+    return this.guarded('random', () => new Uint8Array(randomBytes(length)));
+  }
+
+  async exportKeyValue(ref: KeyRef): Promise<Uint8Array> {
+    return this.guarded(`export "${ref.label}"`, () => {
+      this.resolve(ref);
+      throw new NonExportableKey(`export "${ref.label}": the token refuses to reveal the key`);
+    });
+  }
+
+  async updateKeyAttributes(ref: KeyRef, change: AttributeChange): Promise<void> {
+    await this.guarded(`change attributes of "${ref.label}"`, () => {
+      this.resolve(ref);
+      // Like PKCS#11: EXTRACTABLE can only go true->false, SENSITIVE only false->true.
+      if (change.extractable === true || change.sensitive === false) {
+        throw new NonExportableKey(`change attributes of "${ref.label}": the token refuses to weaken the key's protection`);
+      }
+    });
+  }
+
+  async wrapKey(wrappingKey: KeyRef, ref: KeyRef): Promise<Uint8Array> {
+    requireType(wrappingKey, ['aes-256-wrap'], 'wrapKey');
+    return this.guarded(`wrap "${ref.label}"`, () => {
+      this.resolve(wrappingKey);
+      this.resolve(ref);
+      throw new NonExportableKey(`wrap "${ref.label}": the token refuses to wrap the key`);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}
+
+function evidence(k: FakeKey): KeyAttributes {
+  return {
+    label: k.ref.label,
+    id: hex(k.ref.id),
+    type: k.ref.type,
+    local: k.local,
+    sensitive: true,
+    alwaysSensitive: k.local,
+    extractable: false,
+    neverExtractable: k.local,
+    keyGenMechanism: k.local ? GEN_MECHANISM[k.ref.type] : null,
+    usages: USAGES[k.ref.type],
+  };
+}
+
+function freshKeyValue(type: KeyType): Buffer {
+  switch (type) {
+    case 'ec-p256-derive':
+    case 'ec-p256-sign':
+      return Buffer.from(p256.utils.randomSecretKey());
+    default:
+      return randomBytes(32);
+  }
+}
+
+function importValue(material: KeyMaterial): Uint8Array {
+  switch (material.type) {
+    case 'ec-p256-derive':
+    case 'ec-p256-sign':
+      if (material.scalar.length !== 32 || !p256.utils.isValidSecretKey(material.scalar)) throw new InvalidArgument('P-256 scalar is out of range');
+      return material.scalar;
+    case 'ed25519':
+      if (material.seed.length !== 32) throw new InvalidArgument('Ed25519 seed must be 32 bytes');
+      return material.seed;
+    case 'aes-256':
+    case 'aes-256-wrap':
+      if (material.secret.length !== 32) throw new InvalidArgument('AES-256 key must be 32 bytes');
+      return material.secret;
+    case 'hmac-sha256':
+      if (material.secret.length < 32 || material.secret.length > 64) throw new InvalidArgument('HMAC-SHA256 key must be 32..64 bytes');
+      return material.secret;
+  }
+}
+
+function publicOf(type: KeyType, value: Uint8Array): Uint8Array | undefined {
+  if (type === 'ec-p256-derive' || type === 'ec-p256-sign') return p256.getPublicKey(value, false);
+  if (type === 'ed25519') return ed25519.getPublicKey(value);
+  if (isSecretKeyType(type)) return undefined;
+  return undefined;
+}
