@@ -87,10 +87,41 @@ for (const backend of backends()) {
         await expectError(driver.keyAttributes(key), KeyNotFound);
       });
 
+      it('a destroyed key cannot be used any more, by any session that used it before', async () => {
+        const derive = await driver.generateKey({ label: uniqueLabel('gone'), type: 'ec-p256-derive' });
+        const mac = await driver.generateKey({ label: uniqueLabel('gone'), type: 'hmac-sha256' });
+        const peer = p256.getPublicKey(p256.utils.randomSecretKey(), false);
+        await Promise.all(Array.from({ length: 8 }, () => Promise.all([driver.ecdh(derive, peer), driver.hmacSha256(mac, peer)])));
+        await driver.destroyKey(derive);
+        await driver.destroyKey(mac);
+        for (let i = 0; i < 4; i++) {
+          await expectError(driver.ecdh(derive, peer), KeyNotFound);
+          await expectError(driver.hmacSha256(mac, peer), KeyNotFound);
+        }
+      });
+
       it('refuses a second key with the same label', async () => {
         const key = await gen('aes-256');
         await expectError(driver.generateKey({ label: key.label, type: 'aes-256' }), KeyExists);
         await expectError(driver.generateKey({ label: key.label, type: 'hmac-sha256' }), KeyExists);
+      });
+
+      it('keeps exactly-one semantics under concurrent generation, lookups and operations', async () => {
+        const derive = await gen('ec-p256-derive', 'busy');
+        const peer = p256.getPublicKey(p256.utils.randomSecretKey(), false);
+        const label = uniqueLabel('race');
+        const sameLabel = await Promise.allSettled([0, 1, 2].map(() => driver.generateKey({ label, type: 'aes-256' })));
+        const winners = sameLabel.filter((r) => r.status === 'fulfilled');
+        expect(winners).toHaveLength(1);
+        made.push((winners[0] as PromiseFulfilledResult<KeyRef>).value);
+        for (const r of sameLabel) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(KeyExists);
+        const generated = Array.from({ length: 6 }, (_, i) => gen(i % 2 ? 'ec-p256-derive' : 'ed25519', 'busy-gen'));
+        const lookups = Array.from({ length: 20 }, async () => {
+          expect(await driver.findKey({ label: derive.label })).toEqual(derive);
+          await driver.listKeys();
+          await driver.ecdh(derive, peer);
+        });
+        await Promise.all([...generated, ...lookups]);
       });
 
       it('tells "none" and "several" apart', async () => {

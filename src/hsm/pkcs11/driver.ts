@@ -77,6 +77,8 @@ export class Pkcs11Driver implements HsmDriver {
   private mainSession: SessionHandle;
   private readonly keys = new Map<string, CachedKey>();
   private recovering: Promise<void> | undefined;
+  /** Bumped when a recovery starts; a failure from an older epoch was already recovered from. */
+  private epoch = 0;
   private active = 0;
   private closed = false;
   private closing: Promise<void> | undefined;
@@ -92,7 +94,7 @@ export class Pkcs11Driver implements HsmDriver {
     mainSession: SessionHandle,
   ) {
     this.pkcs11 = lease.pkcs11;
-    this.ops = createOps(this.pkcs11);
+    this.ops = createOps(this.pkcs11, quirks.sessionKeyCopies);
     this.mainSession = mainSession;
   }
 
@@ -126,6 +128,7 @@ export class Pkcs11Driver implements HsmDriver {
         modulePath,
         size: poolSize,
         spinMicros: options.spinMicros ?? 150,
+        copyKeys: quirks.sessionKeyCopies,
         borrowTimeoutMs: options.borrowTimeoutMs ?? 5_000,
         openSession: () => openSession(pkcs11, slot),
         closeSession: (s) => pkcs11.C_CloseSession(s),
@@ -171,10 +174,13 @@ export class Pkcs11Driver implements HsmDriver {
   }
 
   /** One attempt, one recovery, one retry; maps failures to typed errors. */
-  private async guarded<T>(what: string, context: CallContext, attempt: () => Promise<T>): Promise<T> {
+  private async guarded<T>(what: string, context: CallContext, attempt: () => Promise<T>, write = false): Promise<T> {
     if (this.closed) throw new DriverClosed();
     this.active++;
     try {
+      // Object searches must not overlap a key generation (see ModuleLease.serializeObjectWrites).
+      if (!write) await this.lease.writesIdle();
+      const epoch = this.epoch;
       try {
         return await attempt();
       } catch (err) {
@@ -183,7 +189,15 @@ export class Pkcs11Driver implements HsmDriver {
         if (call.tainted && call.slot < 0) this.replaceMainSession();
         const recovery = recoveryFor(call.rv);
         if (recovery === 'none') throw mapFailure(context, what, failureOf(call.fn, call.rv));
-        await this.recover(call.slot);
+        // Under load many calls fail from one loss. Only a call that started after the latest
+        // recovery may start another: a second one would drop the handles (and session copies of
+        // keys) that calls already retrying are using.
+        if (this.epoch === epoch) await this.recover(call.slot);
+        else {
+          if (recovery === 'session' && call.slot >= 0) this.pool.markStale(call.slot);
+          await this.recovering;
+        }
+        if (!write) await this.lease.writesIdle();
       }
       try {
         return await attempt();
@@ -208,6 +222,7 @@ export class Pkcs11Driver implements HsmDriver {
     } catch {
       return; // keep the old one; the next call will recover or report
     }
+    this.ops.forgetCopies();
     try { this.pkcs11.C_CloseSession(old); } catch { /* already gone */ }
   }
 
@@ -215,6 +230,7 @@ export class Pkcs11Driver implements HsmDriver {
   private recover(slot: number): Promise<void> {
     if (!this.recovering) {
       this.counters.recoveries++;
+      this.epoch++;
       this.recovering = (async () => {
         let mainAlive = true;
         let loggedIn = false;
@@ -225,6 +241,7 @@ export class Pkcs11Driver implements HsmDriver {
           mainAlive = false;
         }
         if (!mainAlive) {
+          this.ops.forgetCopies();
           try { this.pkcs11.C_CloseSession(this.mainSession); } catch { /* already gone */ }
           try {
             this.mainSession = openSession(this.pkcs11, this.slot);
@@ -233,8 +250,9 @@ export class Pkcs11Driver implements HsmDriver {
           }
         }
         if (!loggedIn) login(this.pkcs11, this.mainSession, this.pin, true);
-        this.keys.clear();
-        if (!mainAlive || !loggedIn) this.pool.markAllStale();
+        this.dropCachedKeys();
+        // Key copies live in every session: stale handles mean every session must be renewed.
+        if (!mainAlive || !loggedIn || this.quirks.sessionKeyCopies) this.pool.markAllStale();
         else if (slot >= 0) this.pool.markStale(slot);
       })().finally(() => {
         this.recovering = undefined;
@@ -257,7 +275,8 @@ export class Pkcs11Driver implements HsmDriver {
   private findKeyObjects(label?: string, id?: Uint8Array): Array<{ handle: Handle; cls: number }> {
     const found: Array<{ handle: Handle; cls: number }> = [];
     for (const cls of [C.CKO_PRIVATE_KEY, C.CKO_SECRET_KEY]) {
-      const template: Template = [{ type: C.CKA_CLASS, value: cls }];
+      // Token objects only: session-object copies of keys (quirk sessionKeyCopies) share labels.
+      const template: Template = [{ type: C.CKA_CLASS, value: cls }, { type: C.CKA_TOKEN, value: true }];
       if (label !== undefined) template.push({ type: C.CKA_LABEL, value: label });
       if (id !== undefined) template.push({ type: C.CKA_ID, value: buf(id) });
       for (const handle of this.findHandles(template, 1024)) found.push({ handle, cls });
@@ -286,16 +305,27 @@ export class Pkcs11Driver implements HsmDriver {
 
   /** The private/secret object handle for a key reference (cached; re-found after recovery). */
   private handleOf(key: KeyRef): Handle {
+    return this.cached(key).handle;
+  }
+
+  private cached(key: KeyRef): CachedKey {
     const cached = this.keys.get(this.cacheKey(key));
     if (cached) {
       if (cached.type !== key.type) throw new WrongKeyType(`key "${key.label}" is ${cached.type}, not ${key.type}`);
-      return cached.handle;
+      return cached;
     }
     const { handle, cls } = this.exactlyOne(key.label, key.id);
     const { type } = this.describe(handle, cls);
     if (type !== key.type) throw new WrongKeyType(`key "${key.label}" is ${type}, not ${key.type}`);
-    this.keys.set(this.cacheKey(key), { handle, type });
-    return handle;
+    const entry: CachedKey = { handle, type };
+    this.keys.set(this.cacheKey(key), entry);
+    return entry;
+  }
+
+  /** Forgets cached handles and this thread's key copies (workers drop theirs with their sessions). */
+  private dropCachedKeys(): void {
+    this.ops.dropCopies();
+    this.keys.clear();
   }
 
   private publicHandle(key: KeyRef): Handle {
@@ -339,16 +369,16 @@ export class Pkcs11Driver implements HsmDriver {
   async generateKey(spec: KeySpec): Promise<KeyRef> {
     checkSpec(spec, { labelMax: this.quirks.labelMaxLength, idMax: this.quirks.idMaxLength });
     const id = spec.id ?? randomBytes(Math.min(16, this.quirks.idMaxLength ?? 16));
-    return this.guarded(`generate key "${spec.label}"`, 'generic', async () => {
+    const t = generationTemplates(spec.type, spec.label, id);
+    // The uniqueness check and the write form one step, so that two concurrent calls with the
+    // same label cannot both pass the check.
+    return this.guarded(`generate key "${spec.label}"`, 'generic', () => this.lease.serializeObjectWrites(async () => {
       if (this.findKeyObjects(spec.label).length > 0) throw new KeyExists(`a key labelled "${spec.label}" already exists`);
-      const t = generationTemplates(spec.type, spec.label, id);
-      if (t.kind === 'pair') {
-        await this.exec('slow', 'call', (s) => ({ fn: 'C_GenerateKeyPair', args: [s, { mechanism: t.mechanism }, t.publicTemplate, t.privateTemplate] }));
-      } else {
-        await this.exec('slow', 'call', (s) => ({ fn: 'C_GenerateKey', args: [s, { mechanism: t.mechanism }, t.template] }));
-      }
+      await (t.kind === 'pair'
+        ? this.exec('slow', 'call', (s) => ({ fn: 'C_GenerateKeyPair', args: [s, { mechanism: t.mechanism }, t.publicTemplate, t.privateTemplate] }))
+        : this.exec('slow', 'call', (s) => ({ fn: 'C_GenerateKey', args: [s, { mechanism: t.mechanism }, t.template] })));
       return { label: spec.label, id: new Uint8Array(id), type: spec.type };
-    });
+    }), true);
   }
 
   async importKey(spec: KeySpec, material: KeyMaterial): Promise<KeyRef> {
@@ -425,6 +455,11 @@ export class Pkcs11Driver implements HsmDriver {
       this.keys.delete(this.cacheKey(key));
       this.main('C_DestroyObject', handle);
       for (const pub of publics) this.main('C_DestroyObject', pub);
+      if (this.quirks.sessionKeyCopies) {
+        // Session copies of the key would outlive it: destroy ours, renew the workers' sessions.
+        this.ops.dropCopies();
+        this.pool.markAllStale();
+      }
     });
   }
 

@@ -43,7 +43,16 @@ function tainting(fn) {
   }
 }
 
-export function createOps(pkcs11) {
+/**
+ * @param pkcs11 a loaded pkcs11js instance
+ * @param copyKeys run operations on a session-object copy of each key (profile quirk
+ *   `sessionKeyCopies`). Copies are per session, made by the thread that owns the session:
+ *   SoftHSM2 locks an object on every use, so threads sharing one key object contend, and its
+ *   token objects are slower still (their file is re-checked). A copy keeps CKA_SENSITIVE and
+ *   CKA_EXTRACTABLE=false (PKCS#11 forbids weakening them in C_CopyObject) and dies with its
+ *   session, which the driver renews whenever a key is destroyed or handles go stale.
+ */
+export function createOps(pkcs11, copyKeys = false) {
   function call(fn, ...args) {
     try {
       return pkcs11[fn](...args);
@@ -51,13 +60,42 @@ export function createOps(pkcs11) {
       throw new CallFailed(fn, err);
     }
   }
+  let copiesSession = null;
+  const copies = new Map();
+  /** The handle to operate with in `session`: the token object, or this session's copy of it. */
+  function operand(session, key) {
+    if (!copyKeys) return key;
+    if (copiesSession === null || !copiesSession.equals(session)) {
+      copies.clear(); // another session: the old session's copies died with it
+      copiesSession = session;
+    }
+    const id = key.toString('hex');
+    let copy = copies.get(id);
+    if (copy === undefined) {
+      copy = call('C_CopyObject', session, key, [{ type: 0x01 /* CKA_TOKEN */, value: false }]);
+      copies.set(id, copy);
+    }
+    return copy;
+  }
   return {
+    /** Destroys this thread's copies (a key was destroyed, or handles went stale). */
+    dropCopies() {
+      for (const copy of copies.values()) {
+        try { pkcs11.C_DestroyObject(copiesSession, copy); } catch { /* gone with its session */ }
+      }
+      copies.clear();
+    },
+    /** Forgets the copies without touching the token: their session was closed (handles may be reused). */
+    forgetCopies() {
+      copies.clear();
+      copiesSession = null;
+    },
     call({ fn, args }) {
       return call(fn, ...args);
     },
     /** ECDH1_DERIVE into a session object, read its value, destroy it: x(k·P). */
     ecdh({ session, key, mechanism, template, valueType }) {
-      const derived = call('C_DeriveKey', session, mechanism, key, template);
+      const derived = call('C_DeriveKey', session, mechanism, operand(session, key), template);
       try {
         const [attr] = call('C_GetAttributeValue', session, derived, [{ type: valueType }]);
         return attr.value;
@@ -66,15 +104,15 @@ export function createOps(pkcs11) {
       }
     },
     sign({ session, mechanism, key, data, outLength }) {
-      call('C_SignInit', session, mechanism, key);
+      call('C_SignInit', session, mechanism, operand(session, key));
       return tainting(() => call('C_Sign', session, data, Buffer.alloc(outLength)));
     },
     encrypt({ session, mechanism, key, data, outLength }) {
-      call('C_EncryptInit', session, mechanism, key);
+      call('C_EncryptInit', session, mechanism, operand(session, key));
       return tainting(() => call('C_Encrypt', session, data, Buffer.alloc(outLength)));
     },
     decrypt({ session, mechanism, key, data, outLength }) {
-      call('C_DecryptInit', session, mechanism, key);
+      call('C_DecryptInit', session, mechanism, operand(session, key));
       return tainting(() => call('C_Decrypt', session, data, Buffer.alloc(outLength)));
     },
     find({ session, template, max }) {

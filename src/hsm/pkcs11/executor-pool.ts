@@ -30,6 +30,8 @@ export interface ExecutorPoolOptions {
   readonly modulePath: string;
   readonly size: number;
   readonly spinMicros: number;
+  /** Workers run operations on per-session copies of keys (profile quirk sessionKeyCopies). */
+  readonly copyKeys: boolean;
   /** How long a request may wait for a free session before TokenUnavailable. */
   readonly borrowTimeoutMs: number;
   readonly openSession: () => SessionHandle;
@@ -49,6 +51,8 @@ interface Slot {
   session: SessionHandle | null;
   /** The session was reported dead; replace it once the slot has drained. */
   stale: boolean;
+  /** The session is new since the worker's last request (its per-session key copies are void). */
+  freshSession: boolean;
   inFlight: number;
   readonly pending: Map<number, Pending>;
   exited: boolean;
@@ -101,14 +105,14 @@ export class ExecutorPool {
       const { port1, port2 } = new MessageChannel();
       const doorbell = new Int32Array(new SharedArrayBuffer(4));
       const worker = new Worker(url, {
-        workerData: { port: port2, doorbell: doorbell.buffer, modulePath: this.options.modulePath, spinMicros: this.options.spinMicros },
+        workerData: { port: port2, doorbell: doorbell.buffer, modulePath: this.options.modulePath, spinMicros: this.options.spinMicros, copyKeys: this.options.copyKeys },
         transferList: [port2],
         // Workers inherit the loader flags (tsx) but must not inherit test-runner argv.
         argv: [],
       });
       worker.unref();
       port1.unref();
-      const slot: Slot = { index, worker, port: port1, doorbell, session: null, stale: true, inFlight: 0, pending: new Map(), exited: false };
+      const slot: Slot = { index, worker, port: port1, doorbell, session: null, stale: true, freshSession: true, inFlight: 0, pending: new Map(), exited: false };
       port1.on('message', (m: WorkerReply) => this.settle(slot, m));
       worker.on('error', (err) => this.failSlot(slot, err));
       worker.on('exit', () => {
@@ -134,7 +138,7 @@ export class ExecutorPool {
     if (slot) slot.stale = true;
   }
 
-  /** Marks every session dead (after C_CloseAllSessions or a logout seen by the driver). */
+  /** Marks every session dead (after C_CloseAllSessions, a logout seen by the driver, or to drop key copies). */
   markAllStale(): void {
     for (const slot of this.slots) slot.stale = true;
   }
@@ -154,6 +158,7 @@ export class ExecutorPool {
       this.slots.map(async (slot) => {
         if (slot.exited) return;
         const exited = new Promise<void>((r) => slot.worker.once('exit', () => r()));
+        slot.worker.ref(); // keep the process alive until the worker has really stopped
         slot.port.postMessage({ op: 'stop' });
         this.ring(slot);
         await exited;
@@ -210,6 +215,7 @@ export class ExecutorPool {
     try {
       slot.session = this.options.openSession();
       slot.stale = false;
+      slot.freshSession = true;
       return true;
     } catch {
       return false;
@@ -231,7 +237,10 @@ export class ExecutorPool {
       slot.port.ref();
     }
     slot.pending.set(id, { resolve: job.resolve, reject: job.reject });
-    slot.port.postMessage({ id, op: job.op, params });
+    // Spin for the next request only when nothing else is waiting: under load the event-loop
+    // thread needs the CPU more than the worker needs a fast wake-up.
+    slot.port.postMessage({ id, op: job.op, params, spin: this.queue.length === 0, freshSession: slot.freshSession });
+    slot.freshSession = false;
     this.ring(slot);
   }
 

@@ -37,11 +37,24 @@ interface Entry {
   readonly path: string;
   refs: number;
   readonly initializedByUs: boolean;
+  /** Tail of the queue of token-object writes (see `serializeObjectWrites`). */
+  writes: Promise<unknown>;
+  /** Writes queued or running. */
+  pendingWrites: number;
 }
 
 export interface ModuleLease {
   readonly pkcs11: Pkcs11;
   readonly path: string;
+  /**
+   * Runs `fn` after every earlier token-object write on this module in this process has settled.
+   * SoftHSM 2.6 fails C_GenerateKeyPair of a token object with CKR_GENERAL_ERROR when another
+   * generation or an object search runs at the same time (measured); key management is rare, so
+   * serializing it costs nothing that matters.
+   */
+  serializeObjectWrites<T>(fn: () => Promise<T>): Promise<T>;
+  /** Settles when no write is queued or running; undefined when none is (no extra tick). */
+  writesIdle(): Promise<void> | undefined;
   /** Drop this lease; the last one finalizes and unloads the module. Idempotent. */
   release(): void;
 }
@@ -73,7 +86,7 @@ export function acquireModule(path: string, options: InitOptions = {}): ModuleLe
         throw new TokenUnavailable(`cannot initialize PKCS#11 module ${path}`, pkcs11Failure('C_Initialize', code));
       }
     }
-    entry = { pkcs11, path, refs: 0, initializedByUs };
+    entry = { pkcs11, path, refs: 0, initializedByUs, writes: Promise.resolve(), pendingWrites: 0 };
     modules.set(path, entry);
   }
   entry.refs++;
@@ -82,6 +95,18 @@ export function acquireModule(path: string, options: InitOptions = {}): ModuleLe
   return {
     pkcs11: held.pkcs11,
     path,
+    serializeObjectWrites<T>(fn: () => Promise<T>): Promise<T> {
+      held.pendingWrites++;
+      const run = held.writes.then(fn, fn).finally(() => { held.pendingWrites--; });
+      held.writes = run.catch(() => undefined);
+      return run;
+    },
+    writesIdle(): Promise<void> | undefined {
+      if (held.pendingWrites === 0) return undefined;
+      return (async () => {
+        while (held.pendingWrites > 0) await held.writes;
+      })();
+    },
     release() {
       if (released) return;
       released = true;

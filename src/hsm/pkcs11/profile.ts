@@ -30,6 +30,11 @@ export interface Quirks {
   readonly inlineCheapOperations: boolean;
   /** Worker threads (= operation sessions) to run by default; null: one per CPU. */
   readonly defaultPoolSize: number | null;
+  /**
+   * Run operations on a per-session copy of each key (C_CopyObject, CKA_TOKEN=false): for tokens
+   * whose token objects are slow to use (SoftHSM2 re-checks the object's file on every use).
+   */
+  readonly sessionKeyCopies: boolean;
 }
 
 export interface Citation {
@@ -58,6 +63,7 @@ export const DEFAULT_QUIRKS: Quirks = {
   ecdhOutputMustBeSensitive: false,
   inlineCheapOperations: false,
   defaultPoolSize: null,
+  sessionKeyCopies: false,
 };
 
 const QUIRK_KEYS = new Set(Object.keys(DEFAULT_QUIRKS));
