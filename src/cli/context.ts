@@ -1,0 +1,51 @@
+// Shared CLI plumbing: options with environment twins, driver opening, error reporting.
+
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Option } from 'commander';
+import { openHsm } from '../hsm/open.js';
+import type { HsmDriver } from '../hsm/driver.js';
+import { HsmError, InvalidArgument } from '../hsm/errors.js';
+
+export const hsmOption = (): Option =>
+  new Option('--hsm <uri>', 'PKCS#11 URI (RFC 7512) of the token, or fake: / fake:?path=FILE').env('HSM_VAULT_HSM');
+export const jsonOption = (): Option => new Option('--json', 'print JSON').env('HSM_VAULT_JSON');
+export const stateDirOption = (): Option =>
+  new Option('--state-dir <dir>', 'where development tokens and local state live').env('HSM_VAULT_STATE_DIR').default('.state');
+
+/** SoftHSM2 reads SOFTHSM2_CONF at C_Initialize: point it at the dev token when none is set. */
+export function useDevTokenConfig(stateDir: string): void {
+  if (process.env.SOFTHSM2_CONF) return;
+  const conf = join(resolve(stateDir), 'softhsm', 'softhsm2.conf');
+  if (existsSync(conf)) process.env.SOFTHSM2_CONF = conf;
+}
+
+export async function withDriver<T>(opts: { hsm?: string; stateDir?: string }, fn: (driver: HsmDriver) => Promise<T>): Promise<T> {
+  if (!opts.hsm) throw new InvalidArgument('no HSM given: pass --hsm URI or set HSM_VAULT_HSM');
+  useDevTokenConfig(opts.stateDir ?? '.state');
+  const driver = await openHsm(opts.hsm, { onInsecure: (m) => process.stderr.write(`warning: ${m}\n`) });
+  try {
+    return await fn(driver);
+  } finally {
+    await driver.close();
+  }
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+export function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
+}
+
+/** Typed errors become one clear line and exit code 1; anything else is a bug and shows its stack. */
+export function reportError(err: unknown): never {
+  if (err instanceof HsmError) {
+    process.stderr.write(`hsm-vault: ${err.message} [${err.code}]\n`);
+    process.exit(1);
+  }
+  process.stderr.write(`hsm-vault: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(70);
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env node
+// hsm-vault command line.
+
+import { Command } from 'commander';
+import { hsmCommands, keyCommands } from './hsm-commands.js';
+import { demoCommand } from './demo.js';
+import { reportError } from './context.js';
+
+const program = new Command('hsm-vault')
+  .description('password-protected backup key vault with its secrets inside PKCS#11 tokens')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+program.addCommand(hsmCommands());
+program.addCommand(keyCommands());
+program.addCommand(demoCommand());
+
+program.parseAsync(process.argv).catch(reportError);
