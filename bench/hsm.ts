@@ -1,0 +1,220 @@
+// HSM driver benchmark on a throw-away SoftHSM2 token: raw pkcs11js calls (the floor, same
+// process, same run, same module instance) against the same operations through the driver, with
+// one caller and saturated, and the event-loop lag p99 during the saturated runs. Each figure is
+// the median of several interleaved rounds.
+
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { p256 } from '@noble/curves/nist.js';
+import { findSoftHsmModule, initSoftHsmToken } from '../src/hsm/softhsm.js';
+import { Pkcs11Driver } from '../src/hsm/pkcs11/driver.js';
+import { acquireModule } from '../src/hsm/pkcs11/module-registry.js';
+import { parseHsmUri, type Pkcs11Uri } from '../src/hsm/uri.js';
+import type { KeyRef } from '../src/hsm/driver.js';
+import * as C from '../src/hsm/pkcs11/constants.js';
+import { generationTemplates, ecdhOutputTemplate } from '../src/hsm/pkcs11/templates.js';
+
+interface Options { json: boolean; seconds: number; rounds: number; concurrency: number }
+
+interface Op {
+  readonly name: string;
+  readonly raw: () => void;
+  readonly rawAsync?: () => Promise<void>;
+  readonly driver: () => Promise<unknown>;
+  readonly ec: boolean;
+  /** Fixed iteration count instead of a time budget (key generation writes files). */
+  readonly count?: number;
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+async function rate(seconds: number, count: number | undefined, once: () => Promise<unknown> | unknown): Promise<number> {
+  const start = performance.now();
+  let n = 0;
+  if (count !== undefined) {
+    for (; n < count; n++) await once();
+  } else {
+    const end = start + seconds * 1000;
+    while (performance.now() < end) {
+      for (let i = 0; i < 16; i++) await once();
+      n += 16;
+    }
+  }
+  return (n * 1000) / (performance.now() - start);
+}
+
+async function saturated(seconds: number, count: number | undefined, concurrency: number, once: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  let n = 0;
+  let started = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (count !== undefined ? started < count : performance.now() < end) {
+        started++;
+        await once();
+        n++;
+      }
+    }),
+  );
+  return (n * 1000) / (performance.now() - start);
+}
+
+export async function benchHsm(o: Options): Promise<void> {
+  const modulePath = findSoftHsmModule();
+  if (!modulePath) {
+    process.stderr.write('bench hsm needs SoftHSM2 (apt-get install softhsm2)\n');
+    process.exit(2);
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'hsm-vault-bench-'));
+  const pin = randomBytes(8).toString('hex');
+  const pinFile = join(dir, 'pin');
+  writeFileSync(pinFile, pin, { mode: 0o600 });
+  const token = initSoftHsmToken({ stateDir: dir, label: 'bench', userPin: pin, soPin: randomBytes(8).toString('hex') });
+  process.env.SOFTHSM2_CONF = token.configPath;
+  const driver = await Pkcs11Driver.open(parseHsmUri(token.uri(pinFile)) as Pkcs11Uri);
+  const lease = acquireModule(modulePath); // the same module instance the driver uses
+  const p = lease.pkcs11;
+  const { slot } = driver.rawModule;
+  const session = p.C_OpenSession(slot, C.CKF_SERIAL_SESSION | C.CKF_RW_SESSION);
+
+  try {
+    const keys: Record<string, KeyRef> = {};
+    for (const type of ['ec-p256-derive', 'ec-p256-sign', 'ed25519', 'hmac-sha256', 'aes-256'] as const) {
+      keys[type] = await driver.generateKey({ label: `bench-${type}`, type });
+    }
+    const handle = (label: string) => {
+      p.C_FindObjectsInit(session, [{ type: C.CKA_LABEL, value: label }, { type: C.CKA_CLASS, value: label.includes('aes') || label.includes('hmac') ? C.CKO_SECRET_KEY : C.CKO_PRIVATE_KEY }]);
+      const [h] = p.C_FindObjects(session, 1);
+      p.C_FindObjectsFinal(session);
+      return h!;
+    };
+    const peer = Buffer.from(p256.getPublicKey(p256.utils.randomSecretKey(), false));
+    const digest = randomBytes(32);
+    const plaintext = randomBytes(64);
+    const aad = randomBytes(16);
+    const ecdhMech = { mechanism: C.CKM_ECDH1_DERIVE, parameter: { type: 6, kdf: C.CKD_NULL, publicData: peer } };
+    const ecdhTemplate = ecdhOutputTemplate();
+    const hDerive = handle('bench-ec-p256-derive');
+    const hSign = handle('bench-ec-p256-sign');
+    const hEd = handle('bench-ed25519');
+    const hMac = handle('bench-hmac-sha256');
+    const hAes = handle('bench-aes-256');
+    const sign = (mech: number, key: Buffer, data: Buffer, len: number) => {
+      p.C_SignInit(session, { mechanism: mech }, key);
+      p.C_Sign(session, data, Buffer.alloc(len));
+    };
+    let genCounter = 0;
+    const generated: Buffer[] = [];
+    const rawSessions = Array.from({ length: o.concurrency }, () => p.C_OpenSession(slot, C.CKF_SERIAL_SESSION | C.CKF_RW_SESSION));
+    let rawAsyncNext = 0;
+
+    const ops: Op[] = [
+      {
+        name: 'ecdh', ec: true,
+        raw: () => {
+          const h = p.C_DeriveKey(session, ecdhMech, hDerive, ecdhTemplate);
+          p.C_GetAttributeValue(session, h, [{ type: C.CKA_VALUE }]);
+          p.C_DestroyObject(session, h);
+        },
+        rawAsync: () => new Promise<void>((resolve, reject) => {
+          const s = rawSessions[rawAsyncNext++ % rawSessions.length]!;
+          p.C_DeriveKey(s, ecdhMech, hDerive, ecdhTemplate, (err, h) => {
+            if (err) return reject(err);
+            p.C_GetAttributeValue(s, h, [{ type: C.CKA_VALUE }]);
+            p.C_DestroyObject(s, h);
+            resolve();
+          });
+        }),
+        driver: () => driver.ecdh(keys['ec-p256-derive']!, peer),
+      },
+      { name: 'ecdsa', ec: true, raw: () => sign(C.CKM_ECDSA, hSign, digest, 64), driver: () => driver.sign(keys['ec-p256-sign']!, digest) },
+      { name: 'ed25519', ec: true, raw: () => sign(C.CKM_EDDSA, hEd, digest, 64), driver: () => driver.sign(keys.ed25519!, digest) },
+      { name: 'hmac', ec: false, raw: () => sign(C.CKM_SHA256_HMAC, hMac, digest, 32), driver: () => driver.hmacSha256(keys['hmac-sha256']!, digest) },
+      {
+        name: 'aes-gcm-seal', ec: false,
+        raw: () => {
+          const parameter = { type: 3, iv: randomBytes(12), ivBits: 96, aad, tagBits: 128 } as unknown as Buffer; // CK_GCM_PARAMS
+          p.C_EncryptInit(session, { mechanism: C.CKM_AES_GCM, parameter }, hAes);
+          p.C_Encrypt(session, plaintext, Buffer.alloc(plaintext.length + 16));
+        },
+        driver: () => driver.sealAesGcm(keys['aes-256']!, plaintext, aad),
+      },
+      {
+        name: 'keygen-p256', ec: true, count: 40,
+        raw: () => {
+          const t = generationTemplates('ec-p256-derive', `raw-gen-${genCounter++}`, randomBytes(16));
+          if (t.kind !== 'pair') throw new Error('unreachable');
+          const kp = p.C_GenerateKeyPair(session, { mechanism: t.mechanism }, t.publicTemplate, t.privateTemplate);
+          generated.push(kp.privateKey, kp.publicKey);
+        },
+        driver: () => driver.generateKey({ label: `drv-gen-${genCounter++}`, type: 'ec-p256-derive' }),
+      },
+    ];
+
+    const lag = monitorEventLoopDelay({ resolution: 1 });
+    const results: Record<string, { raw: number[]; rawAsync: number[]; drv: number[]; sat: number[] }> = {};
+    for (const op of ops) results[op.name] = { raw: [], rawAsync: [], drv: [], sat: [] };
+    for (let round = 0; round < o.rounds; round++) {
+      for (const op of ops) {
+        const r = results[op.name]!;
+        r.raw.push(await rate(o.seconds, op.count, op.raw));
+        r.drv.push(await rate(o.seconds, op.count, op.driver));
+        lag.enable();
+        r.sat.push(await saturated(o.seconds, op.count, o.concurrency, op.driver));
+        lag.disable();
+        if (op.rawAsync) r.rawAsync.push(await saturated(o.seconds, op.count, o.concurrency, op.rawAsync));
+        if (!o.json) process.stderr.write(`round ${round + 1}/${o.rounds} ${op.name}\n`);
+      }
+    }
+    const table = ops.map((op) => {
+      const r = results[op.name]!;
+      const raw = median(r.raw);
+      const drv = median(r.drv);
+      const sat = median(r.sat);
+      return {
+        op: op.name,
+        raw_ops_s: Math.round(raw),
+        driver_ops_s: Math.round(drv),
+        driver_saturated_ops_s: Math.round(sat),
+        ratio: Number((drv / raw).toFixed(3)),
+        saturated_ratio: Number((sat / raw).toFixed(3)),
+        ...(r.rawAsync.length ? { raw_async_saturated_ops_s: Math.round(median(r.rawAsync)) } : {}),
+      };
+    });
+    const report = {
+      backend: 'softhsm2',
+      rounds: o.rounds,
+      seconds_per_run: o.seconds,
+      concurrency: o.concurrency,
+      pool_size: (await driver.info()).poolSize,
+      ops: table,
+      event_loop_lag_p99_ms: Number((lag.percentile(99) / 1e6).toFixed(2)),
+    };
+    for (const h of generated) try { p.C_DestroyObject(session, h); } catch { /* bench cleanup */ }
+    for (const s of rawSessions) p.C_CloseSession(s);
+    if (o.json) {
+      process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    } else {
+      const rows = [['op', 'raw ops/s', 'driver ops/s', 'ratio', 'saturated ops/s', 'sat/raw'],
+        ...table.map((t) => [t.op, String(t.raw_ops_s), String(t.driver_ops_s), t.ratio.toFixed(2), String(t.driver_saturated_ops_s), t.saturated_ratio.toFixed(2)])];
+      const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+      process.stdout.write(`${rows.map((r) => r.map((c, i) => c.padStart(w[i]!)).join('  ')).join('\n')}\n`);
+      const ecdh = table.find((t) => t.op === 'ecdh')!;
+      process.stdout.write(`\nevent-loop lag p99 while saturated: ${report.event_loop_lag_p99_ms} ms (target <= 5)\n`);
+      process.stdout.write(`pkcs11js async ECDH saturated (for comparison): ${ecdh.raw_async_saturated_ops_s} ops/s\n`);
+      process.stdout.write(`targets: EC ratio >= 0.95 with one caller; saturated ECDH >= 1.6x raw (${ecdh.saturated_ratio.toFixed(2)}x measured)\n`);
+    }
+  } finally {
+    try { p.C_CloseSession(session); } catch { /* */ }
+    await driver.close();
+    lease.release();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
