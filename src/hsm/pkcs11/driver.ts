@@ -384,7 +384,7 @@ export class Pkcs11Driver implements HsmDriver {
   async importKey(spec: KeySpec, material: KeyMaterial): Promise<KeyRef> {
     checkSpec(spec, { labelMax: this.quirks.labelMaxLength, idMax: this.quirks.idMaxLength });
     if (material.type !== spec.type) throw new InvalidArgument(`key material is ${material.type}, spec says ${spec.type}`);
-    const id = spec.id ?? randomBytes(16);
+    const id = spec.id ?? randomBytes(Math.min(16, this.quirks.idMaxLength ?? 16));
     const { value, publicPoint } = importValue(material);
     return this.guarded(`import key "${spec.label}"`, 'generic', async () => {
       if (this.findKeyObjects(spec.label).length > 0) throw new KeyExists(`a key labelled "${spec.label}" already exists`);
