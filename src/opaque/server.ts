@@ -1,0 +1,125 @@
+// The OPAQUE-3DH server (RFC 9807 §5.2.2, §6.3, §6.4.4). Long-term secrets are reached only
+// through the OpaqueServerKeys port; ephemeral keys and DH outputs live in memory for one login.
+// The server is stateless between KE2 and KE3: it returns the state for the caller to keep (the
+// vault seals it in the token and hands it to the client, so any node can finish).
+
+import { randomBytes } from 'node:crypto';
+import { concat, ctEqual, utf8, xor } from './bytes.js';
+import { ClientAuthenticationError, InvalidMessage } from './errors.js';
+import { type Point, deserializeElement, serializeElement } from './group.js';
+import { expand, hash, mac } from './kdf.js';
+import { createCleartextCredentials } from './envelope.js';
+import { deriveKeys, preamble } from './key-schedule.js';
+import {
+  type CredentialResponse, type RegistrationRecord, Nm, Nn, Npk, Nseed, parseKE1, parseKE3, parseRegistrationRecord,
+  parseRegistrationRequest, serializeEnvelope, serializeKE2, serializeRegistrationResponse,
+} from './messages.js';
+import { deriveScalar } from './oprf.js';
+import { fullDh, softwareKey } from './full-point.js';
+import type { OpaqueServerKeys } from './server-keys.js';
+
+const DH_KEY_PAIR_INFO = utf8('OPAQUE-DeriveDiffieHellmanKeyPair');
+
+export interface ServerOptions {
+  /** RFC 9807 context (default empty); must equal the clients'. */
+  readonly context?: Uint8Array;
+  /** Server identity (default: its public key). */
+  readonly serverIdentity?: Uint8Array;
+}
+
+/** What the server must remember between KE2 and KE3. Secret: keep it sealed. */
+export interface ServerLoginState {
+  readonly expectedClientMac: Uint8Array; // Nm
+  readonly sessionKey: Uint8Array; // Nx
+}
+
+/** Test-vector hooks: every random input of GenerateKE2. */
+export interface Ke2Fixed {
+  readonly maskingNonce?: Uint8Array;
+  readonly serverNonce?: Uint8Array;
+  readonly serverKeyshareSeed?: Uint8Array;
+}
+
+/**
+ * RFC 9807 §10.9 client enumeration: for an unknown user the server answers from a fake record
+ * (a valid client public key and a masking key, the same for the same identifier every time;
+ * an all-zero envelope). The client then fails exactly as with a wrong password.
+ */
+export function fakeRecord(clientPublicKey: Uint8Array, maskingKey: Uint8Array): RegistrationRecord {
+  deserializeElement(clientPublicKey, 'fake client public key');
+  if (maskingKey.length !== 32) throw new InvalidMessage('fake masking key', 'expected 32 bytes');
+  return { clientPublicKey, maskingKey, envelope: { nonce: new Uint8Array(Nn), authTag: new Uint8Array(Nm) } };
+}
+
+export class OpaqueServer {
+  private readonly context: Uint8Array;
+  private readonly serverIdentity: Uint8Array | undefined;
+
+  constructor(
+    private readonly keys: OpaqueServerKeys,
+    options: ServerOptions = {},
+  ) {
+    this.context = options.context ?? new Uint8Array(0);
+    this.serverIdentity = options.serverIdentity;
+  }
+
+  get publicKey(): Uint8Array {
+    return this.keys.publicKey;
+  }
+
+  /** CreateRegistrationResponse(request, server_public_key, credential_identifier, oprf_seed). */
+  async createRegistrationResponse(requestBytes: Uint8Array, credentialIdentifier: Uint8Array): Promise<Uint8Array> {
+    const request = parseRegistrationRequest(requestBytes);
+    const evaluatedMessage = await this.keys.evaluate(credentialIdentifier, request.blindedMessage);
+    return serializeRegistrationResponse({ evaluatedMessage, serverPublicKey: this.keys.publicKey });
+  }
+
+  /** Checks an uploaded record's structure (the vault stores it only if this passes). */
+  parseRecord(recordBytes: Uint8Array): RegistrationRecord {
+    return parseRegistrationRecord(recordBytes);
+  }
+
+  /** GenerateKE2: the credential response and the server's half of the 3DH. */
+  async generateKE2(
+    ke1Bytes: Uint8Array,
+    record: RegistrationRecord,
+    credentialIdentifier: Uint8Array,
+    clientIdentity?: Uint8Array,
+    fixed: Ke2Fixed = {},
+  ): Promise<{ ke2: Uint8Array; state: ServerLoginState }> {
+    const ke1 = parseKE1(ke1Bytes);
+    const clientPublicKey = deserializeElement(record.clientPublicKey, 'record client_public_key');
+    const serverKeyshare = softwareKey(deriveScalar(fixed.serverKeyshareSeed ?? randomBytes(Nseed), DH_KEY_PAIR_INFO));
+    // The token calls (OPRF evaluation, dh2) and the software DH all start at once.
+    const [evaluatedMessage, dh1, dh2, dh3] = await Promise.all([
+      this.keys.evaluate(credentialIdentifier, ke1.blindedMessage),
+      fullDh(serverKeyshare.xOnly, serverKeyshare.publicKey, ke1.clientPublicKeyshare),
+      this.keys.staticDh(ke1.clientPublicKeyshare),
+      fullDh(serverKeyshare.xOnly, serverKeyshare.publicKey, clientPublicKey),
+    ]);
+    // CreateCredentialResponse
+    const maskingNonce = fixed.maskingNonce ?? randomBytes(Nn);
+    const pad = expand(record.maskingKey, concat(maskingNonce, utf8('CredentialResponsePad')), Npk + Nn + Nm);
+    const maskedResponse = xor(pad, concat(this.keys.publicKey, serializeEnvelope(record.envelope)));
+    const credentialResponse: CredentialResponse = { evaluatedMessage, maskingNonce, maskedResponse };
+    // AuthServerRespond
+    const cleartext = createCleartextCredentials(this.keys.publicKey, record.clientPublicKey, this.serverIdentity, clientIdentity);
+    const serverNonce = fixed.serverNonce ?? randomBytes(Nn);
+    const transcript = preamble(cleartext.clientIdentity, ke1Bytes, cleartext.serverIdentity, credentialResponse, serverNonce, serverKeyshare.publicKey, this.context);
+    const ikm = concat(serializeElement(dh1), serializeElement(dh2), serializeElement(dh3));
+    const { km2, km3, sessionKey } = deriveKeys(ikm, transcript);
+    const serverMac = mac(km2, hash(transcript));
+    const expectedClientMac = mac(km3, hash(concat(transcript, serverMac)));
+    const ke2 = serializeKE2({ credentialResponse, serverNonce, serverPublicKeyshare: serverKeyshare.publicKey, serverMac });
+    return { ke2, state: { expectedClientMac, sessionKey } };
+  }
+
+  /** ServerFinish(ke3): the session key, or ClientAuthenticationError (constant-time check). */
+  finish(state: ServerLoginState, ke3Bytes: Uint8Array): Uint8Array {
+    const ke3 = parseKE3(ke3Bytes);
+    if (!ctEqual(ke3.clientMac, state.expectedClientMac)) throw new ClientAuthenticationError();
+    return state.sessionKey.slice();
+  }
+}
+
+export type { Point };
