@@ -16,8 +16,8 @@ import { parseHsmUri, type Pkcs11Uri } from '../src/hsm/uri.js';
 import type { KeyRef } from '../src/hsm/driver.js';
 import * as C from '../src/hsm/pkcs11/constants.js';
 import { generationTemplates, ecdhOutputTemplate } from '../src/hsm/pkcs11/templates.js';
+import { median, rate, saturated, type BenchOptions } from './measure.js';
 
-interface Options { json: boolean; seconds: number; rounds: number; concurrency: number }
 
 interface Op {
   readonly name: string;
@@ -29,44 +29,7 @@ interface Op {
   readonly count?: number;
 }
 
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-
-async function rate(seconds: number, count: number | undefined, once: () => Promise<unknown> | unknown): Promise<number> {
-  const start = performance.now();
-  let n = 0;
-  if (count !== undefined) {
-    for (; n < count; n++) await once();
-  } else {
-    const end = start + seconds * 1000;
-    while (performance.now() < end) {
-      for (let i = 0; i < 16; i++) await once();
-      n += 16;
-    }
-  }
-  return (n * 1000) / (performance.now() - start);
-}
-
-async function saturated(seconds: number, count: number | undefined, concurrency: number, once: () => Promise<unknown>): Promise<number> {
-  const start = performance.now();
-  const end = start + seconds * 1000;
-  let n = 0;
-  let started = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (count !== undefined ? started < count : performance.now() < end) {
-        started++;
-        await once();
-        n++;
-      }
-    }),
-  );
-  return (n * 1000) / (performance.now() - start);
-}
-
-export async function benchHsm(o: Options): Promise<void> {
+export async function benchHsm(o: BenchOptions): Promise<void> {
   const modulePath = findSoftHsmModule();
   if (!modulePath) {
     process.stderr.write('bench hsm needs SoftHSM2 (apt-get install softhsm2)\n');

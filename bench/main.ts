@@ -1,5 +1,6 @@
 // npm run bench -- <suite> [--json] [--seconds S] [--rounds R]
 import { benchHsm } from './hsm.js';
+import { benchOpaque } from './opaque.js';
 
 const [suite = 'hsm', ...rest] = process.argv.slice(2);
 const flag = (name: string): string | undefined => {
@@ -13,7 +14,7 @@ const options = {
   concurrency: Number(flag('--concurrency') ?? 16),
 };
 
-const suites: Record<string, (o: typeof options) => Promise<void>> = { hsm: benchHsm };
+const suites: Record<string, (o: typeof options) => Promise<void>> = { hsm: benchHsm, opaque: benchOpaque };
 const run = suites[suite];
 if (!run) {
   process.stderr.write(`unknown bench suite "${suite}"; available: ${Object.keys(suites).join(', ')}\n`);

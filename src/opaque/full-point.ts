@@ -9,38 +9,45 @@
 // the identity never reaches a key.
 
 import { ECDH, createECDH } from 'node:crypto';
+import { p256 } from '@noble/curves/nist.js';
 import { InconsistentKeyOperation } from './errors.js';
-import { G, Point, bytesToBigInt } from './group.js';
+import { G, Point, bytesToBigInt, deserializeElement } from './group.js';
+import { InvalidMessage } from './errors.js';
+
+const p256Params = p256.Point.CURVE();
 
 /** x(k·P) for a 65-byte uncompressed P, with a key held elsewhere (a token, or node:crypto). */
 export type XOnlyDh = (peerUncompressed: Uint8Array) => Promise<Uint8Array> | Uint8Array;
 
 const Fp = Point.Fp;
+const B = p256Params.b;
 
-/** The point with abscissa x and even y (OpenSSL's decompression: ~3x noble's square root). */
-function liftX(x: Uint8Array): Point {
-  let uncompressed: Buffer;
-  try {
-    uncompressed = ECDH.convertKey(Buffer.concat([Buffer.of(0x02), x]), 'prime256v1', undefined, undefined, 'uncompressed') as Buffer;
-  } catch {
-    throw new InconsistentKeyOperation('ECDH returned an abscissa that is not on P-256');
-  }
-  // OpenSSL checked the point is on the curve: skip noble's second check.
-  return Point.fromAffine({ x: bytesToBigInt(uncompressed.subarray(1, 33)), y: bytesToBigInt(uncompressed.subarray(33)) });
+/**
+ * The point Q with abscissa x1 such that x(Q + K) = x2, without a square root: writing
+ * y² = x1³ - 3·x1 + b and λ = (y - yK)/(x1 - xK), the chord rule x2 = λ² - x1 - xK is linear in y:
+ *   y = (y² + yK² - (x2 + x1 + xK)·(x1 - xK)²) / (2·yK).
+ * The y found must square to y², or the two answers did not come from one key.
+ * (x1 = xK would mean Q = ±K, i.e. P = ±G, which the caller answers without asking.)
+ */
+function solveY(x1: bigint, x2: bigint, K: { x: bigint; y: bigint }, inverse2yK: bigint): bigint {
+  const ySquared = Fp.add(Fp.sub(Fp.mul(Fp.sqr(x1), x1), Fp.mul(3n, x1)), B);
+  const dx = Fp.sub(x1, K.x);
+  const numerator = Fp.sub(Fp.add(ySquared, Fp.sqr(K.y)), Fp.mul(Fp.add(Fp.add(x2, x1), K.x), Fp.sqr(dx)));
+  const y = Fp.mul(numerator, inverse2yK);
+  if (!Fp.eql(Fp.sqr(y), ySquared)) throw new InconsistentKeyOperation('the two ECDH answers do not belong to one key');
+  return y;
 }
 
-/** x(point) == x without a field inversion: X == x·Z in projective coordinates. */
-function hasAbscissa(point: Point, x: bigint): boolean {
-  return !point.is0() && Fp.eql(point.X, Fp.mul(x, point.Z));
-}
-
-/** 0x04 || x || y without noble's validity re-check (the point is a sum of valid points). */
+/**
+ * 0x04 || x || y. Affine coordinates by one field inversion: noble's toAffine costs ~6x more
+ * here, and its toBytes re-checks validity (the point is a sum of valid points already).
+ */
 function uncompressed(point: Point): Uint8Array {
-  const { x, y } = point.toAffine();
+  const inverseZ = Fp.eql(point.Z, Fp.ONE) ? Fp.ONE : Fp.inv(point.Z);
   const out = new Uint8Array(65);
   out[0] = 0x04;
-  out.set(Fp.toBytes(x), 1);
-  out.set(Fp.toBytes(y), 33);
+  out.set(Fp.toBytes(Fp.mul(point.X, inverseZ)), 1);
+  out.set(Fp.toBytes(Fp.mul(point.Y, inverseZ)), 33);
   return out;
 }
 
@@ -54,11 +61,24 @@ export async function fullDh(xOnly: XOnlyDh, publicKey: Point, peer: Point): Pro
   if (peerPlusG.is0()) return publicKey.negate();
   const [x1, x2] = await Promise.all([xOnly(uncompressed(peer)), xOnly(uncompressed(peerPlusG))]);
   if (x1.length !== 32 || x2.length !== 32) throw new InconsistentKeyOperation('ECDH output is not 32 bytes');
-  const candidate = liftX(x1);
-  const target = bytesToBigInt(x2);
-  if (hasAbscissa(candidate.add(publicKey), target)) return candidate;
-  if (hasAbscissa(publicKey.subtract(candidate), target)) return candidate.negate();
-  throw new InconsistentKeyOperation('the two ECDH answers do not belong to one key');
+  const X1 = bytesToBigInt(x1);
+  const X2 = bytesToBigInt(x2);
+  if (X1 >= Fp.ORDER || X2 >= Fp.ORDER) throw new InconsistentKeyOperation('ECDH output is not a field element');
+  const K = affineWithInverse(publicKey);
+  return Point.fromAffine({ x: X1, y: solveY(X1, X2, K, K.inverse2y) });
+}
+
+const inverses = new WeakMap<Point, { x: bigint; y: bigint; inverse2y: bigint }>();
+
+/** K's affine coordinates and 1/(2·yK), computed once per key object. */
+function affineWithInverse(K: Point): { x: bigint; y: bigint; inverse2y: bigint } {
+  let cached = inverses.get(K);
+  if (!cached) {
+    const { x, y } = K.toAffine();
+    cached = { x, y, inverse2y: Fp.inv(Fp.mul(2n, y)) };
+    inverses.set(K, cached);
+  }
+  return cached;
 }
 
 /** A software scalar as an x-only ECDH oracle (node:crypto: ~30x faster than a JS multiply). */
@@ -75,4 +95,22 @@ export function softwareKey(scalar: bigint): { xOnly: XOnlyDh; publicKey: Point 
 export function softwareDh(scalar: bigint, peer: Point): Promise<Point> {
   const key = softwareKey(scalar);
   return fullDh(key.xOnly, key.publicKey, peer);
+}
+
+/**
+ * deserializeElement with OpenSSL's decompression (~2x noble's square root here): the same
+ * strictness — length, prefix and canonical coordinate checked first by group.ts's rules, then
+ * OpenSSL refuses points off the curve.
+ */
+export function deserializeElementFast(bytes: Uint8Array, field = 'element'): Point {
+  if (!(bytes instanceof Uint8Array) || bytes.length !== 33 || (bytes[0] !== 0x02 && bytes[0] !== 0x03) || bytesToBigInt(bytes.subarray(1)) >= Fp.ORDER) {
+    return deserializeElement(bytes, field); // throws the precise InvalidMessage
+  }
+  let full: Buffer;
+  try {
+    full = ECDH.convertKey(bytes, 'prime256v1', undefined, undefined, 'uncompressed') as Buffer;
+  } catch {
+    throw new InvalidMessage(field, 'not a point on P-256');
+  }
+  return Point.fromAffine({ x: bytesToBigInt(full.subarray(1, 33)), y: bytesToBigInt(full.subarray(33)) });
 }

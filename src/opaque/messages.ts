@@ -26,6 +26,9 @@ export const SIZES = {
   ke3: Nm,
 } as const;
 
+/** Decodes a compressed element strictly; the server passes a faster one (OpenSSL's). */
+export type ElementDecoder = (bytes: Uint8Array, field: string) => Point;
+
 function bytesOf(value: unknown, field: string, length: number): Uint8Array {
   if (!(value instanceof Uint8Array)) throw new InvalidMessage(field, 'not bytes');
   if (value.length !== length) throw new InvalidMessage(field, `expected ${length} bytes, got ${value.length}`);
@@ -63,8 +66,8 @@ export interface RegistrationRequest {
 
 export const serializeRegistrationRequest = (m: RegistrationRequest): Uint8Array => serializeElement(m.blindedMessage);
 
-export function parseRegistrationRequest(bytes: Uint8Array): RegistrationRequest {
-  return { blindedMessage: deserializeElement(bytesOf(bytes, 'registration request', SIZES.registrationRequest), 'registration request blinded_message') };
+export function parseRegistrationRequest(bytes: Uint8Array, decode: ElementDecoder = deserializeElement): RegistrationRequest {
+  return { blindedMessage: decode(bytesOf(bytes, 'registration request', SIZES.registrationRequest), 'registration request blinded_message') };
 }
 
 export interface RegistrationResponse {
@@ -90,10 +93,10 @@ export interface RegistrationRecord {
 
 export const serializeRegistrationRecord = (m: RegistrationRecord): Uint8Array => concat(m.clientPublicKey, m.maskingKey, serializeEnvelope(m.envelope));
 
-export function parseRegistrationRecord(bytes: Uint8Array): RegistrationRecord {
+export function parseRegistrationRecord(bytes: Uint8Array, decode: ElementDecoder = deserializeElement): RegistrationRecord {
   const r = new Reader(bytesOf(bytes, 'registration record', SIZES.registrationRecord));
   const clientPublicKey = r.take(Npk);
-  deserializeElement(clientPublicKey, 'registration record client_public_key');
+  decode(clientPublicKey, 'registration record client_public_key');
   return { clientPublicKey, maskingKey: r.take(Nh), envelope: parseEnvelope(r.take(Ne), 'registration record envelope') };
 }
 
@@ -107,11 +110,11 @@ export interface KE1 {
 
 export const serializeKE1 = (m: KE1): Uint8Array => concat(serializeElement(m.blindedMessage), m.clientNonce, serializeElement(m.clientPublicKeyshare));
 
-export function parseKE1(bytes: Uint8Array): KE1 {
+export function parseKE1(bytes: Uint8Array, decode: ElementDecoder = deserializeElement): KE1 {
   const r = new Reader(bytesOf(bytes, 'KE1', SIZES.ke1));
-  const blindedMessage = deserializeElement(r.take(Noe), 'KE1 blinded_message');
+  const blindedMessage = decode(r.take(Noe), 'KE1 blinded_message');
   const clientNonce = r.take(Nn);
-  const clientPublicKeyshare = deserializeElement(r.take(Npk), 'KE1 client_public_keyshare');
+  const clientPublicKeyshare = decode(r.take(Npk), 'KE1 client_public_keyshare');
   return { blindedMessage, clientNonce, clientPublicKeyshare };
 }
 

@@ -15,7 +15,7 @@ import {
   parseRegistrationRequest, serializeEnvelope, serializeKE2, serializeRegistrationResponse,
 } from './messages.js';
 import { deriveScalar } from './oprf.js';
-import { fullDh, softwareKey } from './full-point.js';
+import { deserializeElementFast, fullDh, softwareKey } from './full-point.js';
 import type { OpaqueServerKeys } from './server-keys.js';
 
 const DH_KEY_PAIR_INFO = utf8('OPAQUE-DeriveDiffieHellmanKeyPair');
@@ -69,14 +69,14 @@ export class OpaqueServer {
 
   /** CreateRegistrationResponse(request, server_public_key, credential_identifier, oprf_seed). */
   async createRegistrationResponse(requestBytes: Uint8Array, credentialIdentifier: Uint8Array): Promise<Uint8Array> {
-    const request = parseRegistrationRequest(requestBytes);
+    const request = parseRegistrationRequest(requestBytes, deserializeElementFast);
     const evaluatedMessage = await this.keys.evaluate(credentialIdentifier, request.blindedMessage);
     return serializeRegistrationResponse({ evaluatedMessage, serverPublicKey: this.keys.publicKey });
   }
 
   /** Checks an uploaded record's structure (the vault stores it only if this passes). */
   parseRecord(recordBytes: Uint8Array): RegistrationRecord {
-    return parseRegistrationRecord(recordBytes);
+    return parseRegistrationRecord(recordBytes, deserializeElementFast);
   }
 
   /** GenerateKE2: the credential response and the server's half of the 3DH. */
@@ -87,8 +87,8 @@ export class OpaqueServer {
     clientIdentity?: Uint8Array,
     fixed: Ke2Fixed = {},
   ): Promise<{ ke2: Uint8Array; state: ServerLoginState }> {
-    const ke1 = parseKE1(ke1Bytes);
-    const clientPublicKey = deserializeElement(record.clientPublicKey, 'record client_public_key');
+    const ke1 = parseKE1(ke1Bytes, deserializeElementFast);
+    const clientPublicKey = deserializeElementFast(record.clientPublicKey, 'record client_public_key');
     const serverKeyshare = softwareKey(deriveScalar(fixed.serverKeyshareSeed ?? randomBytes(Nseed), DH_KEY_PAIR_INFO));
     // The token calls (OPRF evaluation, dh2) and the software DH all start at once.
     const [evaluatedMessage, dh1, dh2, dh3] = await Promise.all([

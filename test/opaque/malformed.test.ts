@@ -97,3 +97,25 @@ describe('malformed OPAQUE messages', () => {
     }), { numRuns: 150 });
   });
 });
+
+describe('the server\'s OpenSSL element decoder', () => {
+  it('accepts and refuses exactly what the strict decoder does, with the same points', async () => {
+    const { deserializeElementFast } = await import('../../src/opaque/full-point.js');
+    const { deserializeElement } = await import('../../src/opaque/group.js');
+    const { p256 } = await import('@noble/curves/nist.js');
+    const valid = fc.uint8Array({ minLength: 32, maxLength: 32 }).filter((b) => b.some((x) => x !== 0))
+      .map((b) => { try { return p256.getPublicKey(b, true); } catch { return p256.getPublicKey(new Uint8Array(32).fill(9), true); } });
+    const anyBytes = fc.oneof(valid, fc.uint8Array({ minLength: 33, maxLength: 33 }), fc.uint8Array({ minLength: 0, maxLength: 66 }),
+      fc.uint8Array({ minLength: 32, maxLength: 32 }).map((x) => Uint8Array.from([2, ...x])));
+    fc.assert(fc.property(anyBytes, (bytes) => {
+      const strict = (() => { try { return deserializeElement(bytes); } catch (e) { return e as Error; } })();
+      const fast = (() => { try { return deserializeElementFast(bytes); } catch (e) { return e as Error; } })();
+      if (strict instanceof Error) {
+        expect(fast).toBeInstanceOf(InvalidMessage);
+      } else {
+        expect(fast).not.toBeInstanceOf(Error);
+        expect((fast as typeof strict).equals(strict)).toBe(true);
+      }
+    }), { numRuns: 2000 });
+  });
+});

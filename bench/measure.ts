@@ -1,0 +1,46 @@
+// Measurement helpers shared by the benchmarks: medians of rounds, a rate with one caller, and a
+// rate with many concurrent callers.
+
+export interface BenchOptions {
+  readonly json: boolean;
+  readonly seconds: number;
+  readonly rounds: number;
+  readonly concurrency: number;
+}
+
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+export async function rate(seconds: number, count: number | undefined, once: () => Promise<unknown> | unknown): Promise<number> {
+  const start = performance.now();
+  let n = 0;
+  if (count !== undefined) {
+    for (; n < count; n++) await once();
+  } else {
+    const end = start + seconds * 1000;
+    while (performance.now() < end) {
+      for (let i = 0; i < 16; i++) await once();
+      n += 16;
+    }
+  }
+  return (n * 1000) / (performance.now() - start);
+}
+
+export async function saturated(seconds: number, count: number | undefined, concurrency: number, once: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  const end = start + seconds * 1000;
+  let n = 0;
+  let started = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (count !== undefined ? started < count : performance.now() < end) {
+        started++;
+        await once();
+        n++;
+      }
+    }),
+  );
+  return (n * 1000) / (performance.now() - start);
+}
