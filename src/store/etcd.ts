@@ -1,0 +1,180 @@
+// Fleet store on an etcd v3 cluster (the `etcd3` gRPC client). A put or delete returns only once
+// a majority has committed it, so an attempt counter is durable before KE2 leaves the node.
+//
+// Versions: the record version IS etcd's per-key `version` (1 at creation, +1 per put, gone on
+// delete), and compare-and-swap compares it (`version == expected`; creation compares
+// `create_revision == 0`, i.e. no live key). We do not use the mod revision: it is a cluster-wide
+// counter, so the version a put produces would only be known after the commit, and the vault must
+// seal the record with its new version in the AAD before writing it. Per-key version gives the
+// same contract as sqlite and memory (new version = expected + 1).
+//
+// Retries: the client re-sends a call on another endpoint when it fails in flight (e.g. "leader
+// changed"), so a write may be applied once and then fail its own compare on the retry. Each put
+// therefore stores a random write id next to the value (a 17-byte envelope: format byte, 16-byte
+// id); a failed compare that finds our own write id at the version we were producing is our
+// success, exactly, whatever bytes the caller wrote. A retried delete that already succeeded
+// reports VersionConflict with current null, as any delete of an absent record does.
+//
+// Failure: every call carries a gRPC deadline (default 2 s), and a local timer backs it up, so
+// a lost quorum, missing leader or dead endpoint surfaces as StoreUnavailable, never as a hang.
+// Reads are linearizable (not `serializable`), so they also need the leader and a quorum: a
+// minority member never serves a stale version.
+
+import { randomBytes } from 'node:crypto';
+import { Etcd3, CompareResult, CompareTarget, type ICompare, type IKeyValue, type IRequestOp, type ITxnResponse } from 'etcd3';
+import { IncompatibleStore, StoreUnavailable, VersionConflict } from './errors.js';
+import { checkPut, checkUserId, checkVersion, copyBytes, type RecordStore, type StoreHealth, type StoredRecord } from './store.js';
+
+export const DEFAULT_ETCD_PREFIX = 'hsm-vault/records/';
+export const DEFAULT_ETCD_TIMEOUT_MS = 2000;
+const ENVELOPE_FORMAT = 1;
+const WRITE_ID_BYTES = 16;
+const ENVELOPE_HEADER_BYTES = 1 + WRITE_ID_BYTES;
+/** Slack for the local timer behind the gRPC deadline: the deadline should win. */
+const LOCAL_TIMER_SLACK_MS = 250;
+
+export interface EtcdStoreOptions {
+  /** `host:port` endpoints (plain gRPC; TLS and auth are not wired yet). */
+  readonly hosts: readonly string[];
+  /** Key prefix; record key = prefix + user id. */
+  readonly prefix?: string;
+  /** Deadline for each store call, including retries on other endpoints. */
+  readonly timeoutMs?: number;
+}
+
+export class EtcdStore implements RecordStore {
+  readonly hosts: readonly string[];
+  readonly prefix: string;
+  readonly timeoutMs: number;
+  private readonly client: Etcd3;
+  private closed = false;
+
+  constructor(options: EtcdStoreOptions) {
+    this.hosts = [...options.hosts];
+    this.prefix = options.prefix ?? DEFAULT_ETCD_PREFIX;
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_ETCD_TIMEOUT_MS;
+    // The client connects lazily: opening never fails because the cluster is down; calls do.
+    this.client = new Etcd3({ hosts: this.hosts.map((h) => `http://${h}`), dialTimeout: this.timeoutMs });
+  }
+
+  async get(userId: string): Promise<StoredRecord | null> {
+    checkUserId(userId);
+    const response = await this.call('read', (deadline) => this.client.kv.range({ key: this.key(userId) }, { deadline }));
+    const kv = response.kvs[0];
+    return kv ? toRecord(userId, kv) : null;
+  }
+
+  async put(userId: string, value: Uint8Array, expectedVersion: number | null): Promise<StoredRecord> {
+    const version = checkPut(userId, value, expectedVersion);
+    const key = this.key(userId);
+    const stored = copyBytes(value);
+    const writeId = randomBytes(WRITE_ID_BYTES);
+    const envelope = Buffer.concat([Buffer.of(ENVELOPE_FORMAT), writeId, stored]);
+    const compare: ICompare =
+      expectedVersion === null
+        ? { key, target: CompareTarget.Create, result: CompareResult.Equal, create_revision: 0 }
+        : { key, target: CompareTarget.Version, result: CompareResult.Equal, version: expectedVersion };
+    const response = await this.txn(compare, { request_put: { key, value: envelope } }, key);
+    const current = currentKv(response);
+    const ours = current !== undefined && Number(current.version) === version && writeIdOf(current).equals(writeId);
+    if (!response.succeeded && !ours) {
+      throw new VersionConflict(userId, expectedVersion, current ? Number(current.version) : null);
+    }
+    return { userId, version, value: stored };
+  }
+
+  async delete(userId: string, expectedVersion: number): Promise<void> {
+    checkUserId(userId);
+    checkVersion(expectedVersion, 'expected version');
+    const key = this.key(userId);
+    const compare: ICompare = { key, target: CompareTarget.Version, result: CompareResult.Equal, version: expectedVersion };
+    const response = await this.txn(compare, { request_delete_range: { key } }, key);
+    if (!response.succeeded) {
+      const current = currentKv(response);
+      throw new VersionConflict(userId, expectedVersion, current ? Number(current.version) : null);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.client.close();
+  }
+
+  async health(): Promise<StoreHealth> {
+    try {
+      // A linearizable read needs the leader to confirm it still holds a quorum: exactly the
+      // condition writes need. The bare prefix is never a record key (user ids are non-empty).
+      const response = await this.call('read', (deadline) =>
+        this.client.kv.range({ key: Buffer.from(this.prefix), count_only: true }, { deadline }),
+      );
+      return { ok: true, detail: `etcd ${this.hosts.join(',')}: quorum read ok at revision ${response.header.revision}` };
+    } catch (err) {
+      return { ok: false, detail: err instanceof Error ? err.message : 'etcd health check failed' };
+    }
+  }
+
+  private key(userId: string): Buffer {
+    return Buffer.from(this.prefix + userId, 'utf8');
+  }
+
+  /** If `compare` holds, run `then`; otherwise read the key so a conflict can name its version. */
+  private txn(compare: ICompare, then: IRequestOp, key: Buffer): Promise<ITxnResponse> {
+    return this.call('write', (deadline) =>
+      this.client.kv.txn({ compare: [compare], success: [then], failure: [{ request_range: { key } }] }, { deadline }),
+    );
+  }
+
+  /** Runs one etcd call under the store's deadline; every failure becomes StoreUnavailable. */
+  private async call<T>(what: 'read' | 'write', fn: (deadline: Date) => Promise<T>): Promise<T> {
+    if (this.closed) throw new StoreUnavailable('etcd', 'store is closed');
+    const started = Date.now();
+    // One absolute deadline for the whole call: the client's retries on other endpoints share it.
+    const deadline = new Date(started + this.timeoutMs);
+    let timer: NodeJS.Timeout | undefined;
+    const localTimer = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new StoreUnavailable('etcd', `${what} gave no answer within ${this.timeoutMs} ms`)),
+        this.timeoutMs + LOCAL_TIMER_SLACK_MS,
+      );
+    });
+    try {
+      return await Promise.race([fn(deadline), localTimer]);
+    } catch (err) {
+      if (err instanceof StoreUnavailable) throw err;
+      // Fail closed on anything the client reports: unavailable, deadline, no leader, lost
+      // quorum, circuit open. For a write the outcome is unknown (see StoreUnavailable).
+      throw new StoreUnavailable('etcd', `${what} failed after ${Date.now() - started} ms: ${describe(err)}`, { cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function currentKv(response: ITxnResponse): IKeyValue | undefined {
+  return response.responses[0]?.response_range?.kvs[0];
+}
+
+function toRecord(userId: string, kv: IKeyValue): StoredRecord {
+  checkEnvelope(kv);
+  return { userId, version: Number(kv.version), value: copyBytes(kv.value.subarray(ENVELOPE_HEADER_BYTES)) };
+}
+
+function writeIdOf(kv: IKeyValue): Buffer {
+  checkEnvelope(kv);
+  return kv.value.subarray(1, ENVELOPE_HEADER_BYTES);
+}
+
+function checkEnvelope(kv: IKeyValue): void {
+  if (kv.value.length < ENVELOPE_HEADER_BYTES || kv.value[0] !== ENVELOPE_FORMAT) {
+    throw new IncompatibleStore(`etcd key under the record prefix was not written by this store (format ${kv.value[0] ?? 'empty'})`);
+  }
+}
+
+/** gRPC/etcd messages name a status ("etcdserver: request timed out"), never record bytes. */
+function describe(err: unknown): string {
+  if (!(err instanceof Error)) return String(err).slice(0, 200);
+  // etcd3's error classes leave `name` as "Error"; the class says which failure it was.
+  const kind = err.constructor.name === 'Error' ? err.name : err.constructor.name;
+  return `${kind}: ${err.message.replace(/^Error: /, '')}`.slice(0, 300);
+}
