@@ -1,0 +1,8 @@
+// Fleet trust: the pure protocol pieces (no token code). See DESIGN.md "Fleet trust".
+export * from './errors.js';
+export * from './ed25519.js';
+export * from './merkle.js';
+export * from './signed-note.js';
+export * from './checkpoint.js';
+export * from './plexi.js';
+export * from './bundle.js';
