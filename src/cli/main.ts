@@ -4,6 +4,7 @@
 import { Command } from 'commander';
 import { hsmCommands, keyCommands } from './hsm-commands.js';
 import { demoCommand } from './demo.js';
+import { qualifyCommand } from './qualify.js';
 import { reportError } from './context.js';
 
 const program = new Command('hsm-vault')
@@ -13,6 +14,7 @@ const program = new Command('hsm-vault')
 
 program.addCommand(hsmCommands());
 program.addCommand(keyCommands());
+program.addCommand(qualifyCommand());
 program.addCommand(demoCommand());
 
 program.parseAsync(process.argv).catch(reportError);
