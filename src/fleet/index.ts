@@ -6,3 +6,4 @@ export * from './signed-note.js';
 export * from './checkpoint.js';
 export * from './plexi.js';
 export * from './bundle.js';
+export * from './keys.js';
