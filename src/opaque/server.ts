@@ -11,7 +11,7 @@ import { expand, hash, mac } from './kdf.js';
 import { createCleartextCredentials } from './envelope.js';
 import { deriveKeys, preamble } from './key-schedule.js';
 import {
-  type CredentialResponse, type RegistrationRecord, Nm, Nn, Npk, Nseed, parseKE1, parseKE3, parseRegistrationRecord,
+  type CredentialResponse, type KE1, type RegistrationRecord, Nm, Nn, Npk, Nseed, parseKE1, parseKE3, parseRegistrationRecord,
   parseRegistrationRequest, serializeEnvelope, serializeKE2, serializeRegistrationResponse,
 } from './messages.js';
 import { deriveScalar } from './oprf.js';
@@ -77,6 +77,11 @@ export class OpaqueServer {
   /** Checks an uploaded record's structure (the vault stores it only if this passes). */
   parseRecord(recordBytes: Uint8Array): RegistrationRecord {
     return parseRegistrationRecord(recordBytes, deserializeElementFast);
+  }
+
+  /** Checks a KE1's structure without doing any work with it. */
+  parseKE1(ke1Bytes: Uint8Array): KE1 {
+    return parseKE1(ke1Bytes, deserializeElementFast);
   }
 
   /** GenerateKE2: the credential response and the server's half of the 3DH. */
