@@ -1,5 +1,6 @@
 // `hsm-vault qualify`: points the qualification run at a token and writes its reports.
 
+import { vaultProtocolLeg } from './protocol-leg.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { resolvePin } from '../hsm/uri.js';
 import { InvalidArgument } from '../hsm/errors.js';
@@ -90,6 +91,7 @@ export function qualifyCommand(): Command {
           maxSessionsProbe: opts.maxSessions,
           signal: abort.signal,
           events: progressReporter(process.stderr),
+          protocol: vaultProtocolLeg(),
         });
         const paths = writeReports(report, opts.out);
         if (opts.json) printJson(report);

@@ -2,22 +2,14 @@
 // OPAQUE with the fleet's pinned AKE key, the secret sealed with HPKE to the fleet's upload key,
 // and the released secret opened with the session key.
 
-import { createDecipheriv } from 'node:crypto';
-import { CipherSuite, DhkemP256HkdfSha256, HkdfSha256, Aes256Gcm } from '@hpke/core';
-import { hkdf } from '@noble/hashes/hkdf.js';
-import { sha256 } from '@noble/hashes/sha2.js';
+import { openReleasedSecret, sealSecretUpload } from '../../src/cli/vault-client-ops.js';
 import { OpaqueClient, identityKsf } from '../../src/opaque/index.js';
 import type { RecoveryStarted, VaultService } from '../../src/vault/service.js';
 
 const enc = new TextEncoder();
-const suite = new CipherSuite({ kem: new DhkemP256HkdfSha256(), kdf: new HkdfSha256(), aead: new Aes256Gcm() });
 export const opaqueClient = new OpaqueClient({ ksf: identityKsf });
 
-export async function sealUpload(hpkeKey: Uint8Array, userId: string, secret: Uint8Array): Promise<{ enc: Uint8Array; ciphertext: Uint8Array }> {
-  const sender = await suite.createSenderContext({ recipientPublicKey: await suite.kem.deserializePublicKey(hpkeKey), info: enc.encode('hsm-vault registration v1') });
-  const ciphertext = new Uint8Array(await sender.seal(secret, enc.encode(userId)));
-  return { enc: new Uint8Array(sender.enc), ciphertext };
-}
+export const sealUpload = sealSecretUpload;
 
 export async function register(vault: VaultService, userId: string, password: string, secret: Uint8Array, maxAttempts?: number): Promise<number> {
   const { request, state } = opaqueClient.createRegistrationRequest(enc.encode(password));
@@ -29,13 +21,7 @@ export async function register(vault: VaultService, userId: string, password: st
   return (await vault.registrationFinish(userId, { record, ...upload, ...(maxAttempts !== undefined ? { maxAttempts } : {}) })).maxAttempts;
 }
 
-export function openReleased(sessionKey: Uint8Array, userId: string, released: { nonce: Uint8Array; ciphertext: Uint8Array }): Uint8Array {
-  const key = hkdf(sha256, sessionKey, new Uint8Array(0), enc.encode('hsm-vault secret v1'), 32);
-  const d = createDecipheriv('aes-256-gcm', key, released.nonce);
-  d.setAAD(enc.encode(userId));
-  d.setAuthTag(released.ciphertext.subarray(released.ciphertext.length - 16));
-  return new Uint8Array(Buffer.concat([d.update(released.ciphertext.subarray(0, released.ciphertext.length - 16)), d.final()]));
-}
+export const openReleased = openReleasedSecret;
 
 /** Starts a recovery; returns the server's answer and a way to finish it as the client would. */
 export async function startRecovery(vault: VaultService, userId: string, password: string) {
