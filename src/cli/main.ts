@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { hsmCommands, keyCommands } from './hsm-commands.js';
 import { demoCommand } from './demo.js';
 import { qualifyCommand } from './qualify.js';
+import { serveCommand } from './serve.js';
 import { reportError } from './context.js';
 
 const program = new Command('hsm-vault')
@@ -14,6 +15,7 @@ const program = new Command('hsm-vault')
 
 program.addCommand(hsmCommands());
 program.addCommand(keyCommands());
+program.addCommand(serveCommand());
 program.addCommand(qualifyCommand());
 program.addCommand(demoCommand());
 

@@ -67,7 +67,7 @@ export interface FleetKeys {
 }
 
 /** The node's user id rule (vault/service.ts USER_ID_PATTERN), repeated: the SDK must not import vault/. */
-export const USER_ID_PATTERN = /^[A-Za-z0-9._@-]{1,128}$/;
+export const USER_ID_PATTERN = /^(?!\.+$)[A-Za-z0-9._@-]{1,128}$/;
 export const SECRET_MIN_BYTES = 16;
 export const SECRET_MAX_BYTES = 64;
 export const MAX_ATTEMPTS_RANGE = { min: 1, max: 100 } as const;

@@ -48,5 +48,8 @@ export interface VaultService {
   health(): Promise<HealthReport>;
 }
 
-/** User ids: what JWT `sub` and the URL carry. No ':' (the store reserves it), no '/'. */
-export const USER_ID_PATTERN = /^[A-Za-z0-9._@-]{1,128}$/;
+/**
+ * User ids: what JWT `sub` and the URL carry. No ':' (the store reserves it), no '/', and not
+ * only dots ("." and ".." are rewritten by HTTP clients before they reach a node).
+ */
+export const USER_ID_PATTERN = /^(?!\.+$)[A-Za-z0-9._@-]{1,128}$/;
