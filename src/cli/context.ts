@@ -42,8 +42,10 @@ export function table(rows: string[][]): string {
 
 /** Typed errors become one clear line and exit code 1; anything else is a bug and shows its stack. */
 export function reportError(err: unknown): never {
-  if (err instanceof HsmError) {
-    process.stderr.write(`hsm-vault: ${err.message} [${err.code}]\n`);
+  // Every layer's typed errors carry a string code and a message that is safe to print.
+  const code = (err as { code?: unknown } | null)?.code;
+  if (err instanceof HsmError || (err instanceof Error && typeof code === 'string')) {
+    process.stderr.write(`hsm-vault: ${err.message} [${String(code)}]\n`);
     process.exit(1);
   }
   process.stderr.write(`hsm-vault: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

@@ -1,87 +1,109 @@
-// `hsm-vault demo`: runs the main job on embedded defaults. Today that is a tour of the HSM
-// driver on a throw-away SoftHSM2 token (or the fake backend when SoftHSM2 is not installed):
-// keys made inside the token, used only through token operations, and every export refused.
-// (The vault's register/recover flow joins it when the vault layer lands.)
+// `hsm-vault demo`: the main job on embedded defaults. A throw-away SoftHSM2 token (or the fake
+// backend when SoftHSM2 is missing), the fleet's keys generated inside it, a SQLite store, the
+// HTTP node on a loopback port, and the client SDK registering and recovering backup keys over
+// HTTP: right and wrong passwords, the attempt counter, destruction at the limit, an unknown user,
+// and what an attacker holding the database or asking the token for its keys would get.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createHash, createPublicKey, randomBytes, verify } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { Command, Option } from 'commander';
-import { p256 } from '@noble/curves/nist.js';
 import { openHsm } from '../hsm/open.js';
 import type { HsmDriver } from '../hsm/driver.js';
 import { NonExportableKey } from '../hsm/errors.js';
 import { findSoftHsmModule, initSoftHsmToken } from '../hsm/softhsm.js';
+import { openFleetKeys } from '../fleet/keys.js';
+import { SqliteStore } from '../store/sqlite.js';
+import { argon2idKsf } from '../opaque/ksf.js';
+import { VaultClient } from '../client/vault-client.js';
+import { Locked, WrongPassword } from '../client/errors.js';
+import { startLocalNode } from './local-node.js';
 
 const say = (line = ''): void => void process.stdout.write(`${line}\n`);
+const hex = (b: Uint8Array, n = 8): string => `${Buffer.from(b).subarray(0, n).toString('hex')}…`;
+const enc = new TextEncoder();
+/** OWASP's minimum Argon2id (19 MiB, t=2): the demo's client stretch; production clients choose their own. */
+const DEMO_KSF = argon2idKsf({ memoryKiB: 19456, iterations: 2, parallelism: 1 });
 
-async function tour(driver: HsmDriver): Promise<void> {
-  const info = await driver.info();
-  say(`token: ${info.label} — ${info.manufacturer} ${info.model}${info.insecure ? ' (INSECURE fake backend)' : ''}`);
-  const missing = info.mechanisms.filter((m) => !m.present).map((m) => m.name);
-  say(`mechanisms the vault needs: ${info.mechanisms.length - missing.length}/${info.mechanisms.length} present${missing.length ? ` (missing ${missing.join(', ')})` : ''}`);
-
-  const oprf = await driver.generateKey({ label: 'demo-oprf', type: 'ec-p256-derive' });
-  const signing = await driver.generateKey({ label: 'demo-signing', type: 'ed25519' });
-  const sealing = await driver.generateKey({ label: 'demo-sealing', type: 'aes-256' });
-  const seed = await driver.generateKey({ label: 'demo-oprf-seed', type: 'hmac-sha256' });
-  say('\ngenerated inside the token:');
-  for (const key of await driver.listKeys()) {
-    say(`  ${key.label.padEnd(16)} ${key.type.padEnd(15)} local=${key.local} neverExtractable=${key.neverExtractable} alwaysSensitive=${key.alwaysSensitive} via ${key.keyGenMechanism}`);
-  }
-
-  const peer = p256.utils.randomSecretKey();
-  const tokenSide = await driver.ecdh(oprf, p256.getPublicKey(peer, false));
-  const peerSide = p256.getSharedSecret(peer, await driver.publicKey(oprf), true).subarray(1);
-  say(`\nECDH in the token returns x(k·P): ${Buffer.from(tokenSide).equals(Buffer.from(peerSide)) ? 'matches' : 'DIFFERS FROM'} the peer's computation`);
-
-  const message = Buffer.from('validation bundle digest');
-  const signature = await driver.sign(signing, message);
-  const edPub = createPublicKey({ key: Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), await driver.publicKey(signing)]), format: 'der', type: 'spki' });
-  say(`Ed25519 signature from the token verifies with node:crypto: ${verify(null, message, edPub, signature)}`);
-
-  const backupKey = randomBytes(32);
-  const sealed = await driver.sealAesGcm(sealing, backupKey, Buffer.from('user:alice|v1'));
-  const opened = await driver.openAesGcm(sealing, sealed, Buffer.from('user:alice|v1'));
-  say(`record sealed (AES-256-GCM, fresh 12-byte IV) and opened again: ${Buffer.from(opened).equals(backupKey)}`);
-  const tampered = { ...sealed, ciphertext: sealed.ciphertext.map((b, i) => (i === 0 ? b ^ 1 : b)) };
-  await driver.openAesGcm(sealing, tampered, Buffer.from('user:alice|v1')).then(
-    () => say('tampered record: ACCEPTED (this is a bug)'),
-    (e: Error) => say(`tampered record: refused (${e.name})`),
+async function outcome<T>(p: Promise<T>): Promise<string> {
+  return p.then(
+    () => 'accepted',
+    (e: unknown) => (e instanceof WrongPassword ? `refused: wrong password, ${e.attemptsRemaining} attempts left` : e instanceof Locked ? 'refused: locked (423), the backup key was destroyed' : `refused: ${(e as Error).name}`),
   );
-  const mac = await driver.hmacSha256(seed, createHash('sha256').update('alice').digest());
-  say(`per-user OPRF seed expansion (in-token HMAC): ${Buffer.from(mac).subarray(0, 8).toString('hex')}…`);
+}
 
-  say('\ntrying to get the keys out:');
-  for (const key of [oprf, signing, sealing, seed]) {
-    const outcome = await driver.exportKeyValue(key).then(() => 'EXPORTED (this is a bug)', (e: Error) => (e instanceof NonExportableKey ? 'refused' : e.name));
-    say(`  read ${key.label}: ${outcome}`);
+async function run(driver: HsmDriver, dir: string): Promise<void> {
+  const info = await driver.info();
+  say(`token: ${info.label} — ${info.manufacturer} ${info.model}${info.insecure ? ' (INSECURE fake backend: SoftHSM2 is not installed)' : ''}`);
+  const dbPath = join(dir, 'vault.db');
+  const store = await SqliteStore.open(dbPath);
+  const node = await startLocalNode({ driver, store, fleetId: 'demo' });
+  try {
+    const fleet = await openFleetKeys(driver, 'demo');
+    say('\nfleet "demo": keys generated inside the token');
+    for (const key of await driver.listKeys()) {
+      say(`  ${key.label.padEnd(18)} ${key.type.padEnd(15)} local=${key.local} sensitive=${key.sensitive} neverExtractable=${key.neverExtractable}`);
+    }
+    say(`\nvault node on ${node.baseUrl} (SQLite store ${dbPath})`);
+    const client = new VaultClient({
+      baseUrl: node.baseUrl,
+      fleetId: 'demo',
+      // A real app pins these (or takes them from a witness-signed validation bundle).
+      pinnedKeys: { ake: fleet.publicKeys.ake, hpke: fleet.publicKeys.hpke },
+      ksf: DEMO_KSF,
+      getToken: (scope, userId) => node.issueToken(scope, userId),
+    });
+
+    const backupKey = randomBytes(32);
+    say(`\nalice registers backup key ${hex(backupKey)} with her password (OPAQUE; the key travels HPKE-sealed to the token)`);
+    await client.register('alice', enc.encode('correct horse battery staple'), backupKey);
+    const { secret } = await client.recover('alice', enc.encode('correct horse battery staple'));
+    say(`alice recovers with the right password:  ${hex(secret)} ${Buffer.from(secret).equals(backupKey) ? '(same key)' : '(DIFFERENT KEY: bug)'}`);
+    for (let i = 0; i < 2; i++) say(`alice tries a wrong password:           ${await outcome(client.recover('alice', enc.encode('Tr0ub4dor&3')))}`);
+    say(`alice uses the right password again:    ${await outcome(client.recover('alice', enc.encode('correct horse battery staple')))} (the counter resets)`);
+
+    say('\nbob registers with maxAttempts = 2');
+    await client.register('bob', enc.encode('hunter2 but longer'), randomBytes(32), { maxAttempts: 2 });
+    for (let i = 0; i < 2; i++) say(`someone guesses bob's password:         ${await outcome(client.recover('bob', enc.encode(`guess-${i}`)))}`);
+    say(`bob, with the right password:           ${await outcome(client.recover('bob', enc.encode('hunter2 but longer')))}`);
+
+    say(`\nan unknown user "carol":                ${await outcome(client.recover('carol', enc.encode('anything')))} (indistinguishable from a known user)`);
+
+    const db = readFileSync(dbPath);
+    say(`\nthe store holds sealed records only: alice's backup key appears in the database file: ${db.includes(backupKey) ? 'YES (bug)' : 'no'}`);
+    const exported = await driver.exportKeyValue(fleet.refs.oprf).then(() => 'EXPORTED (bug)', (e: unknown) => (e instanceof NonExportableKey ? 'refused by the token' : (e as Error).name));
+    say(`asking the token for the OPRF key's value: ${exported}`);
+  } finally {
+    await node.close();
+    await store.close();
   }
 }
 
 export function demoCommand(): Command {
   return new Command('demo')
-    .description('run the main job on embedded defaults (a throw-away SoftHSM2 token, or the fake backend)')
+    .description('run the main job on embedded defaults: a throw-away token, a vault node on loopback, and a client over HTTP')
     .addOption(new Option('--backend <backend>', 'token to use').choices(['auto', 'softhsm2', 'fake']).default('auto').env('HSM_VAULT_DEMO_BACKEND'))
     .action(async (opts: { backend: string }) => {
-      const useSoftHsm = opts.backend === 'softhsm2' || (opts.backend === 'auto' && findSoftHsmModule() !== undefined);
-      if (!useSoftHsm) {
-        if (opts.backend === 'auto') say('SoftHSM2 is not installed (apt-get install softhsm2): using the fake backend.\n');
-        const driver = await openHsm('fake:');
-        try { await tour(driver); } finally { await driver.close(); }
-        return;
-      }
       const dir = mkdtempSync(join(tmpdir(), 'hsm-vault-demo-'));
       try {
-        const pin = randomBytes(12).toString('hex');
-        const pinFile = join(dir, 'user.pin');
-        writeFileSync(pinFile, pin, { mode: 0o600 });
-        const token = initSoftHsmToken({ stateDir: dir, label: 'hsm-vault-demo', userPin: pin, soPin: randomBytes(12).toString('hex') });
-        process.env.SOFTHSM2_CONF = token.configPath;
-        say(`throw-away SoftHSM2 token in ${dir} (random PINs, deleted at the end)\n`);
-        const driver = await openHsm(token.uri(pinFile));
-        try { await tour(driver); } finally { await driver.close(); }
+        const useSoftHsm = opts.backend === 'softhsm2' || (opts.backend === 'auto' && findSoftHsmModule() !== undefined);
+        let uri = 'fake:';
+        if (useSoftHsm) {
+          const pin = randomBytes(12).toString('hex');
+          const pinFile = join(dir, 'user.pin');
+          writeFileSync(pinFile, pin, { mode: 0o600 });
+          const token = initSoftHsmToken({ stateDir: dir, label: 'hsm-vault-demo', userPin: pin, soPin: randomBytes(12).toString('hex') });
+          process.env.SOFTHSM2_CONF = token.configPath;
+          uri = token.uri(pinFile);
+          say(`throw-away SoftHSM2 token in ${dir} (random PINs; deleted at the end)`);
+        }
+        const driver = await openHsm(uri);
+        try {
+          await run(driver, dir);
+        } finally {
+          await driver.close();
+        }
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
