@@ -30,6 +30,27 @@ export interface KeySpec {
   readonly type: KeyType;
   /** CKA_ID to set; 1..32 bytes. Random 16 bytes when absent. */
   readonly id?: Uint8Array;
+  /**
+   * `generateKey` only. A key that may join other tokens of a fleet: CKA_EXTRACTABLE=true but
+   * CKA_WRAP_WITH_TRUSTED=true and CKA_SENSITIVE=true, so the only way out is C_WrapKey under a
+   * CKA_TRUSTED wrapping key (which only the security officer can create). Default false: never
+   * extractable at all.
+   */
+  readonly transportable?: boolean;
+}
+
+/** Where `unwrapKey` puts a key: its label, CKA_ID and role, and for key pairs the public half. */
+export interface UnwrapSpec {
+  readonly label: string;
+  readonly type: KeyType;
+  readonly id: Uint8Array;
+  /** Required for P-256 and Ed25519 keys: a wrapped private key carries no public key object. */
+  readonly publicKey?: Uint8Array;
+}
+
+/** How the security officer is authenticated for `importTrustedKey`. The PIN is never logged. */
+export interface SecurityOfficer {
+  readonly soPin: string;
 }
 
 /** Raw material for `importKey`: imported keys are never LOCAL, and evidence says so. */
@@ -48,7 +69,9 @@ export interface KeyAttributes {
   readonly alwaysSensitive: boolean; // CKA_ALWAYS_SENSITIVE
   readonly extractable: boolean; // CKA_EXTRACTABLE
   readonly neverExtractable: boolean; // CKA_NEVER_EXTRACTABLE
-  /** CKA_KEY_GEN_MECHANISM by name, or null when the token reports none (imported keys). */
+  readonly wrapWithTrusted: boolean; // CKA_WRAP_WITH_TRUSTED: only a CKA_TRUSTED key may wrap it
+  readonly trusted: boolean; // CKA_TRUSTED (secret keys; set only by the security officer)
+  /** CKA_KEY_GEN_MECHANISM by name, or null when the key is not LOCAL (imported, unwrapped). */
   readonly keyGenMechanism: string | null;
   readonly usages: readonly KeyUsage[];
 }
@@ -115,6 +138,7 @@ export interface HsmDriver {
   keyAttributes(key: KeyRef): Promise<KeyAttributes>;
   /** P-256: 65-byte uncompressed point. Ed25519: 32 bytes. Secret keys: WrongKeyType. */
   publicKey(key: KeyRef): Promise<Uint8Array>;
+  /** Destroys the key and its public half; a public-only key (`importPublicKey`) too. */
   destroyKey(key: KeyRef): Promise<void>;
 
   /** x(k·P) for an `ec-p256-derive` key; P is validated in software first (InvalidPoint). */
@@ -136,8 +160,41 @@ export interface HsmDriver {
   exportKeyValue(key: KeyRef): Promise<Uint8Array>;
   /** Tries to change protection attributes. */
   updateKeyAttributes(key: KeyRef, change: AttributeChange): Promise<void>;
-  /** AES key wrap with padding (RFC 5649) of `key` under `wrappingKey` (an aes-256-wrap key). */
+  /**
+   * AES key wrap with padding (RFC 5649) of `key` under `wrappingKey` (an aes-256-wrap key).
+   * Succeeds only for a `transportable` key under a trusted wrapping key; NonExportableKey
+   * otherwise (also when the token cannot wrap the key type at all: SoftHSM 2.6.1 and Ed25519).
+   */
   wrapKey(wrappingKey: KeyRef, key: KeyRef): Promise<Uint8Array>;
+
+  // Fleet ceremonies (DESIGN.md "Fleet trust").
+  /**
+   * Creates the inverse of `wrapKey` in this token: a transportable key (sensitive, extractable
+   * only under a trusted key, not LOCAL) with the given label, CKA_ID and role; key pairs also get
+   * their public object. KeyExists when the label is taken; AuthenticationFailed when the blob
+   * does not unwrap under this wrapping key (RFC 5649 integrity check).
+   */
+  unwrapKey(wrappingKey: KeyRef, wrapped: Uint8Array, spec: UnwrapSpec): Promise<KeyRef>;
+  /**
+   * Imports a 32-byte AES key as a trusted `aes-256-wrap` transport key (CKA_TRUSTED=true), as
+   * the security officer: the user session is logged out, the SO logs in, creates the key, logs
+   * out, and the user login is restored; other calls wait meanwhile. PKCS#11 lets the SO create
+   * public objects only, so the key is a public *session* object: never written to disk, gone
+   * when the driver closes; destroy it with `destroyKey` as soon as the ceremony ends.
+   */
+  importTrustedKey(spec: KeySpec, secret: Uint8Array, officer: SecurityOfficer): Promise<KeyRef>;
+  /**
+   * A 3-byte key check value computed in the token, equal on every token that holds the same
+   * key and revealing nothing useful about it (see hsm/kcv.ts for the definition per type).
+   */
+  keyCheckValue(key: KeyRef): Promise<Uint8Array>;
+  /**
+   * Stores only the public half of a key pair (a public key object): for a fleet key whose private
+   * half stays in another token. KeyExists when the label is taken by a key or a public object.
+   */
+  importPublicKey(spec: KeySpec, publicKey: Uint8Array): Promise<KeyRef>;
+  /** The public key object labelled `label` of this type, whether or not its private half is here. */
+  findPublicKey(label: string, type: KeyType): Promise<{ readonly ref: KeyRef; readonly publicKey: Uint8Array }>;
 
   /** Waits for in-flight operations, then releases sessions and the module. Idempotent. */
   close(): Promise<void>;

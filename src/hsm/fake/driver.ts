@@ -12,7 +12,7 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import {
   isSecretKeyType,
   type AttributeChange, type DriverStats, type GcmSealed, type HsmDriver, type KeyAttributes, type KeyMaterial, type KeyRef, type KeySpec,
-  type KeyType, type KeyUsage, type TokenInfo,
+  type KeyType, type KeyUsage, type SecurityOfficer, type TokenInfo, type UnwrapSpec,
 } from '../driver.js';
 import {
   AmbiguousKey, AuthenticationFailed, DriverClosed, InvalidArgument, KeyExists, KeyNotFound, NonExportableKey,
@@ -20,6 +20,7 @@ import {
 } from '../errors.js';
 import { normalizeLowS, validateP256Point } from '../ec-point.js';
 import { checkData, checkRandomLength, checkSpec, requireType } from '../validate.js';
+import { KCV_GCM_IV, KCV_INPUT, aesKeyWrapPad, checkUnwrapPublicKey, kcvOf, keyPairKcv, softwareKcv } from '../kcv.js';
 import type { FakeUri } from '../uri.js';
 import { VAULT_MECHANISMS, MECHANISM_NAMES } from '../pkcs11/constants.js';
 import { FaultInjector } from './faults.js';
@@ -28,12 +29,21 @@ import { loadFakeKeys, saveFakeKeys, type StoredFakeKey } from './persistence.js
 export interface FakeDriverOptions {
   /** Called once when a persistent fake token is opened (default: process.emitWarning). */
   readonly onInsecure?: (message: string) => void;
+  /**
+   * Whether C_WrapKey takes Ed25519 private keys. Default false, as SoftHSM 2.6.1 (measured:
+   * CKR_KEY_NOT_WRAPPABLE even under a trusted key), so that ceremonies meet the same limit here.
+   */
+  readonly wrapsEd25519?: boolean;
 }
 
 interface FakeKey {
   readonly ref: KeyRef;
   readonly value: Buffer; // scalar, seed or secret
   readonly local: boolean;
+  /** Generated or unwrapped as transportable: wrappable, only under a trusted key. */
+  readonly transportable: boolean;
+  /** A trusted transport key (made by the security officer; a session object). */
+  readonly trusted: boolean;
   readonly publicKey?: Uint8Array;
   ecdh?: ECDH;
   edKey?: KeyObject;
@@ -67,6 +77,8 @@ export class FakeDriver implements HsmDriver {
   readonly backend = 'fake' as const;
   readonly faults = new FaultInjector();
   private readonly keys: FakeKey[] = [];
+  /** Public-only keys (`importPublicKey`), in memory only. */
+  private readonly publicOnly: Array<{ readonly ref: KeyRef; readonly publicKey: Uint8Array }> = [];
   private closed = false;
   private tokenCalls = 0;
 
@@ -77,10 +89,11 @@ export class FakeDriver implements HsmDriver {
   private constructor(
     private readonly label: string,
     private readonly path: string | undefined,
+    private readonly wrapsEd25519: boolean,
   ) {}
 
   static async open(uri: FakeUri = { scheme: 'fake' }, options: FakeDriverOptions = {}): Promise<FakeDriver> {
-    const driver = new FakeDriver(uri.label ?? 'fake', uri.path);
+    const driver = new FakeDriver(uri.label ?? 'fake', uri.path, options.wrapsEd25519 === true);
     if (uri.path) {
       const warn = options.onInsecure ?? ((m: string) => process.emitWarning(m, { code: 'HSM_VAULT_INSECURE_FAKE' }));
       warn(`INSECURE: the fake HSM backend stores key material in the clear in ${uri.path}; development only`);
@@ -92,12 +105,15 @@ export class FakeDriver implements HsmDriver {
   private revive(stored: StoredFakeKey): FakeKey {
     const value = Buffer.from(stored.value, 'hex');
     const ref: KeyRef = { label: stored.label, id: Buffer.from(stored.id, 'hex'), type: stored.type };
-    return { ref, value, local: stored.local, publicKey: publicOf(stored.type, value) };
+    return { ref, value, local: stored.local, transportable: stored.transportable === true, trusted: false, publicKey: publicOf(stored.type, value) };
   }
 
   private persist(): void {
     if (!this.path) return;
-    saveFakeKeys(this.path, this.keys.map((k) => ({ label: k.ref.label, id: hex(k.ref.id), type: k.ref.type, local: k.local, value: k.value.toString('hex') })));
+    // Trusted transport keys are session objects: never written.
+    saveFakeKeys(this.path, this.keys.filter((k) => !k.trusted).map((k) => ({
+      label: k.ref.label, id: hex(k.ref.id), type: k.ref.type, local: k.local, value: k.value.toString('hex'), transportable: k.transportable,
+    })));
   }
 
   /** The same one-recovery-per-call contract as the PKCS#11 backend, driven by fault injection. */
@@ -129,10 +145,10 @@ export class FakeDriver implements HsmDriver {
     return key;
   }
 
-  private add(spec: KeySpec, value: Buffer, local: boolean): KeyRef {
+  private add(spec: KeySpec, value: Buffer, local: boolean, flags: { transportable?: boolean; trusted?: boolean } = {}): KeyRef {
     if (this.lookup(spec.label, undefined).length > 0) throw new KeyExists(`a key labelled "${spec.label}" already exists`);
     const ref: KeyRef = { label: spec.label, id: new Uint8Array(spec.id ?? randomBytes(16)), type: spec.type };
-    this.keys.push({ ref, value, local, publicKey: publicOf(spec.type, value) });
+    this.keys.push({ ref, value, local, transportable: flags.transportable === true, trusted: flags.trusted === true, publicKey: publicOf(spec.type, value) });
     this.persist();
     return ref;
   }
@@ -158,7 +174,7 @@ export class FakeDriver implements HsmDriver {
 
   async generateKey(spec: KeySpec): Promise<KeyRef> {
     checkSpec(spec);
-    return this.guarded(`generate key "${spec.label}"`, () => this.add(spec, freshKeyValue(spec.type), true));
+    return this.guarded(`generate key "${spec.label}"`, () => this.add(spec, freshKeyValue(spec.type), true, { transportable: spec.transportable === true }));
   }
 
   async importKey(spec: KeySpec, material: KeyMaterial): Promise<KeyRef> {
@@ -188,6 +204,11 @@ export class FakeDriver implements HsmDriver {
 
   async destroyKey(ref: KeyRef): Promise<void> {
     await this.guarded(`destroy key "${ref.label}"`, () => {
+      const only = this.publicOnly.findIndex((p) => p.ref.label === ref.label && hex(p.ref.id) === hex(ref.id));
+      if (only >= 0 && this.lookup(ref.label, ref.id).length === 0) {
+        this.publicOnly.splice(only, 1);
+        return;
+      }
       const key = this.resolve(ref);
       this.keys.splice(this.keys.indexOf(key), 1);
       key.value.fill(0);
@@ -285,9 +306,83 @@ export class FakeDriver implements HsmDriver {
   async wrapKey(wrappingKey: KeyRef, ref: KeyRef): Promise<Uint8Array> {
     requireType(wrappingKey, ['aes-256-wrap'], 'wrapKey');
     return this.guarded(`wrap "${ref.label}"`, () => {
-      this.resolve(wrappingKey);
-      this.resolve(ref);
-      throw new NonExportableKey(`wrap "${ref.label}": the token refuses to wrap the key`);
+      const wrapping = this.resolve(wrappingKey);
+      const key = this.resolve(ref);
+      const refuse = !key.transportable || !wrapping.trusted || (key.ref.type === 'ed25519' && !this.wrapsEd25519);
+      if (refuse) throw new NonExportableKey(`wrap "${ref.label}": the token refuses to wrap the key`);
+      return aesKeyWrapPad(wrapping.value, Buffer.concat([Buffer.from([KEY_TYPE_CODE[key.ref.type]]), key.value]));
+    });
+  }
+
+  async unwrapKey(wrappingKey: KeyRef, wrapped: Uint8Array, spec: UnwrapSpec): Promise<KeyRef> {
+    requireType(wrappingKey, ['aes-256-wrap'], 'unwrapKey');
+    checkSpec(spec);
+    if (spec.id === undefined) throw new InvalidArgument("unwrapKey needs the key's CKA_ID");
+    checkData(wrapped, 'wrapped key', 4096);
+    checkUnwrapPublicKey(spec.type, spec.publicKey);
+    return this.guarded(`unwrap "${spec.label}"`, () => {
+      const wrapping = this.resolve(wrappingKey);
+      let plain: Buffer;
+      try {
+        const decipher = createDecipheriv('id-aes256-wrap-pad', wrapping.value, KWP_IV);
+        plain = Buffer.concat([decipher.update(wrapped), decipher.final()]);
+      } catch {
+        throw new AuthenticationFailed(`unwrap "${spec.label}": the wrapped key does not unwrap under this key`);
+      }
+      if (plain[0] !== KEY_TYPE_CODE[spec.type]) throw new WrongKeyType(`unwrap "${spec.label}": the wrapped key is not a ${spec.type} key`);
+      // The public half comes from the value here; a token stores the given one, and a key check
+      // value (which proves the private key matches it) is how callers catch a mismatch.
+      const value = plain.subarray(1);
+      return this.add({ label: spec.label, type: spec.type, id: spec.id }, Buffer.from(value), false, { transportable: true });
+    });
+  }
+
+  async importTrustedKey(spec: KeySpec, secret: Uint8Array, officer: SecurityOfficer): Promise<KeyRef> {
+    checkSpec(spec);
+    if (spec.type !== 'aes-256-wrap') throw new InvalidArgument('a trusted key is an aes-256-wrap key');
+    if (!(secret instanceof Uint8Array) || secret.length !== 32) throw new InvalidArgument('AES-256 key must be 32 bytes');
+    if (typeof officer?.soPin !== 'string' || officer.soPin.length === 0) throw new InvalidArgument('importing a trusted key needs the security officer PIN');
+    return this.guarded(`import trusted key "${spec.label}"`, () => this.add(spec, Buffer.from(secret), false, { trusted: true }));
+  }
+
+  async keyCheckValue(ref: KeyRef): Promise<Uint8Array> {
+    if (!isSecretKeyType(ref.type)) return keyPairKcv(this, ref);
+    return this.guarded(`key check value of "${ref.label}"`, () => {
+      const key = this.resolve(ref);
+      if (ref.type === 'aes-256') {
+        const cipher = createCipheriv('aes-256-gcm', key.value, KCV_GCM_IV);
+        cipher.setAAD(KCV_INPUT);
+        cipher.final();
+        return kcvOf(cipher.getAuthTag());
+      }
+      return softwareKcv(ref.type, key.value);
+    });
+  }
+
+  async importPublicKey(spec: KeySpec, publicKey: Uint8Array): Promise<KeyRef> {
+    checkSpec(spec);
+    const point = checkUnwrapPublicKey(spec.type, publicKey);
+    if (!point) throw new InvalidArgument(`a ${spec.type} key has no public key`);
+    return this.guarded(`import public key "${spec.label}"`, () => {
+      if (this.lookup(spec.label, undefined).length > 0 || this.publicOnly.some((p) => p.ref.label === spec.label)) {
+        throw new KeyExists(`a key labelled "${spec.label}" already exists`);
+      }
+      const ref: KeyRef = { label: spec.label, id: new Uint8Array(spec.id ?? randomBytes(16)), type: spec.type };
+      this.publicOnly.push({ ref, publicKey: new Uint8Array(point) });
+      return ref;
+    });
+  }
+
+  async findPublicKey(label: string, type: KeyType): Promise<{ ref: KeyRef; publicKey: Uint8Array }> {
+    requireType({ label, id: new Uint8Array(1), type }, ['ec-p256-derive', 'ec-p256-sign', 'ed25519'], 'findPublicKey');
+    return this.guarded(`public key "${label}"`, () => {
+      const found = [
+        ...this.keys.filter((k) => k.ref.label === label && k.ref.type === type).map((k) => ({ ref: k.ref, publicKey: k.publicKey! })),
+        ...this.publicOnly.filter((p) => p.ref.label === label && p.ref.type === type),
+      ];
+      if (found.length === 0) throw new KeyNotFound(`public key "${label}" not found on the token`);
+      if (found.length > 1) throw new AmbiguousKey(`public key "${label}" is not unique`, found.length);
+      return { ref: found[0]!.ref, publicKey: new Uint8Array(found[0]!.publicKey) };
     });
   }
 
@@ -295,6 +390,9 @@ export class FakeDriver implements HsmDriver {
     this.closed = true;
   }
 }
+
+const KEY_TYPE_CODE: Record<KeyType, number> = { 'ec-p256-derive': 1, 'ec-p256-sign': 2, ed25519: 3, 'aes-256': 4, 'aes-256-wrap': 5, 'hmac-sha256': 6 };
+const KWP_IV = Buffer.from('a65959a6', 'hex');
 
 function evidence(k: FakeKey): KeyAttributes {
   return {
@@ -304,8 +402,10 @@ function evidence(k: FakeKey): KeyAttributes {
     local: k.local,
     sensitive: true,
     alwaysSensitive: k.local,
-    extractable: false,
-    neverExtractable: k.local,
+    extractable: k.transportable,
+    neverExtractable: k.local && !k.transportable,
+    wrapWithTrusted: k.transportable,
+    trusted: k.trusted,
     keyGenMechanism: k.local ? GEN_MECHANISM[k.ref.type] : null,
     usages: USAGES[k.ref.type],
   };

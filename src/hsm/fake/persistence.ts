@@ -12,6 +12,8 @@ export interface StoredFakeKey {
   readonly type: KeyType;
   readonly local: boolean;
   readonly value: string;
+  /** Extractable only under a trusted key (CKA_WRAP_WITH_TRUSTED); absent in older files. */
+  readonly transportable?: boolean;
 }
 
 const FORMAT = 'hsm-vault-fake-token/v1';
@@ -30,7 +32,7 @@ export function loadFakeKeys(path: string): StoredFakeKey[] {
     if (typeof k.label !== 'string' || typeof k.id !== 'string' || typeof k.value !== 'string' || typeof k.type !== 'string' || !isKeyType(k.type)) {
       throw new InvalidArgument(`fake token file ${path}: key ${i} is malformed`);
     }
-    return { label: k.label, id: k.id, type: k.type, local: k.local === true, value: k.value };
+    return { label: k.label, id: k.id, type: k.type, local: k.local === true, value: k.value, transportable: k.transportable === true };
   });
 }
 

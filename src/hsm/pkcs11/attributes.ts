@@ -33,11 +33,11 @@ export function bytes(value: unknown): Uint8Array {
 /** Attributes read from every private key object. */
 export const PRIVATE_KEY_ATTRIBUTES = [
   C.CKA_LABEL, C.CKA_ID, C.CKA_KEY_TYPE, C.CKA_LOCAL, C.CKA_SENSITIVE, C.CKA_ALWAYS_SENSITIVE, C.CKA_EXTRACTABLE,
-  C.CKA_NEVER_EXTRACTABLE, C.CKA_KEY_GEN_MECHANISM, C.CKA_SIGN, C.CKA_DERIVE, C.CKA_DECRYPT, C.CKA_UNWRAP,
+  C.CKA_NEVER_EXTRACTABLE, C.CKA_KEY_GEN_MECHANISM, C.CKA_SIGN, C.CKA_DERIVE, C.CKA_DECRYPT, C.CKA_UNWRAP, C.CKA_WRAP_WITH_TRUSTED,
 ] as const;
 
-/** Secret keys additionally have verify/encrypt/wrap (private keys reject those types). */
-export const SECRET_KEY_ATTRIBUTES = [...PRIVATE_KEY_ATTRIBUTES, C.CKA_VERIFY, C.CKA_ENCRYPT, C.CKA_WRAP] as const;
+/** Secret keys additionally have verify/encrypt/wrap/trusted (private keys reject those types). */
+export const SECRET_KEY_ATTRIBUTES = [...PRIVATE_KEY_ATTRIBUTES, C.CKA_VERIFY, C.CKA_ENCRYPT, C.CKA_WRAP, C.CKA_TRUSTED] as const;
 
 const USAGE_ATTRIBUTES: ReadonlyArray<readonly [number, KeyUsage]> = [
   [C.CKA_DERIVE, 'derive'], [C.CKA_SIGN, 'sign'], [C.CKA_VERIFY, 'verify'], [C.CKA_ENCRYPT, 'encrypt'],
@@ -64,16 +64,21 @@ export function keyTypeOf(attrs: AttributeMap): KeyType | null {
 }
 
 export function evidenceOf(attrs: AttributeMap, type: KeyType): KeyAttributes {
-  const mech = ulong(attrs.get(C.CKA_KEY_GEN_MECHANISM));
+  // CKA_KEY_GEN_MECHANISM means something only for LOCAL keys (SoftHSM2 reports 0, i.e.
+  // CKM_RSA_PKCS_KEY_PAIR_GEN, for an unwrapped generic secret): null for every other key.
+  const local = bool(attrs.get(C.CKA_LOCAL));
+  const mech = local ? ulong(attrs.get(C.CKA_KEY_GEN_MECHANISM)) : null;
   return {
     label: text(attrs.get(C.CKA_LABEL)),
     id: Buffer.from(bytes(attrs.get(C.CKA_ID))).toString('hex'),
     type,
-    local: bool(attrs.get(C.CKA_LOCAL)),
+    local,
     sensitive: bool(attrs.get(C.CKA_SENSITIVE)),
     alwaysSensitive: bool(attrs.get(C.CKA_ALWAYS_SENSITIVE)),
     extractable: bool(attrs.get(C.CKA_EXTRACTABLE)),
     neverExtractable: bool(attrs.get(C.CKA_NEVER_EXTRACTABLE)),
+    wrapWithTrusted: bool(attrs.get(C.CKA_WRAP_WITH_TRUSTED)),
+    trusted: bool(attrs.get(C.CKA_TRUSTED)),
     keyGenMechanism: mech === null ? null : (C.MECHANISM_NAMES[mech] ?? `0x${mech.toString(16)}`),
     usages: USAGE_ATTRIBUTES.filter(([t]) => bool(attrs.get(t))).map(([, u]) => u),
   };

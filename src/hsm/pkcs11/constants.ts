@@ -35,6 +35,8 @@ export const CKA_KEY_GEN_MECHANISM = 0x166;
 export const CKA_MODIFIABLE = 0x170;
 export const CKA_EC_PARAMS = 0x180;
 export const CKA_EC_POINT = 0x181;
+export const CKA_TRUSTED = 0x86;
+export const CKA_WRAP_WITH_TRUSTED = 0x210;
 
 export const CKM_EC_KEY_PAIR_GEN = 0x1040;
 export const CKM_ECDSA = 0x1041;
@@ -52,6 +54,7 @@ export const CKD_NULL = 0x01;
 export const CKF_RW_SESSION = 0x02;
 export const CKF_SERIAL_SESSION = 0x04;
 export const CKU_USER = 1;
+export const CKU_SO = 0;
 
 /** CK_UNAVAILABLE_INFORMATION as pkcs11js returns it for CK_ULONG fields on 64-bit hosts. */
 export const CK_UNAVAILABLE_INFORMATION = 0xffffffffffffffff;

@@ -10,7 +10,8 @@ import { p256 } from '@noble/curves/nist.js';
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { isSecretKeyType } from '../driver.js';
 import type {
-  AttributeChange, DriverStats, GcmSealed, HsmDriver, KeyAttributes, KeyMaterial, KeyRef, KeySpec, KeyType, TokenInfo,
+  AttributeChange, DriverStats, GcmSealed, HsmDriver, KeyAttributes, KeyMaterial, KeyRef, KeySpec, KeyType, SecurityOfficer,
+  TokenInfo, UnwrapSpec,
 } from '../driver.js';
 import {
   AmbiguousKey, DriverClosed, HsmError, InvalidArgument, InvalidUri, KeyExists, KeyNotFound, LoginFailed,
@@ -18,6 +19,7 @@ import {
 } from '../errors.js';
 import { decodeEcPoint, derWrapOctetString, normalizeLowS, validateP256Point } from '../ec-point.js';
 import { checkData, checkRandomLength, checkSpec, requireType } from '../validate.js';
+import { KCV_GCM_IV, KCV_INPUT, KCV_WRAP_SUBJECT, checkUnwrapPublicKey, kcvOf, keyPairKcv } from '../kcv.js';
 import { resolvePin, type Pkcs11Uri } from '../uri.js';
 import { type AttributeMap, PRIVATE_KEY_ATTRIBUTES, SECRET_KEY_ATTRIBUTES, bool, evidenceOf, keyTypeOf, text, ulong } from './attributes.js';
 import * as C from './constants.js';
@@ -26,7 +28,9 @@ import { CallFailed, createOps } from './executor-ops.js';
 import { ExecutorCallError, ExecutorPool, type SessionHandle } from './executor-pool.js';
 import { acquireModule, type ModuleLease, type Pkcs11 } from './module-registry.js';
 import { activeQuirks, loadProfiles, resolveQuirks, selectProfile, type Profile, type Quirks } from './profile.js';
-import { ecdhOutputTemplate, generationTemplates, importTemplates, type Template } from './templates.js';
+import {
+  ecdhOutputTemplate, generationTemplates, importTemplates, kcvSubjectTemplate, trustedWrapKeyTemplate, unwrapTemplates, type Template,
+} from './templates.js';
 
 export interface Pkcs11DriverOptions {
   /** User PIN; otherwise from the URI (pin-value / pin-source) or HSM_VAULT_PIN. */
@@ -76,6 +80,13 @@ export class Pkcs11Driver implements HsmDriver {
   private readonly ops: ReturnType<typeof createOps>;
   private mainSession: SessionHandle;
   private readonly keys = new Map<string, CachedKey>();
+  /**
+   * Session objects the driver made (trusted transport keys): lookups search token objects only,
+   * so these are found here. They survive logouts (public objects) but die with the main session.
+   */
+  private readonly sessionKeys = new Map<string, CachedKey>();
+  /** Set while a call needs the token to itself (a security-officer login); others wait. */
+  private gate: Promise<void> | undefined;
   private recovering: Promise<void> | undefined;
   /** Bumped when a recovery starts; a failure from an older epoch was already recovered from. */
   private epoch = 0;
@@ -176,6 +187,8 @@ export class Pkcs11Driver implements HsmDriver {
   /** One attempt, one recovery, one retry; maps failures to typed errors. */
   private async guarded<T>(what: string, context: CallContext, attempt: () => Promise<T>, write = false): Promise<T> {
     if (this.closed) throw new DriverClosed();
+    while (this.gate) await this.gate;
+    if (this.closed) throw new DriverClosed();
     this.active++;
     try {
       // Object searches must not overlap a key generation (see ModuleLease.serializeObjectWrites).
@@ -223,7 +236,44 @@ export class Pkcs11Driver implements HsmDriver {
       return; // keep the old one; the next call will recover or report
     }
     this.ops.forgetCopies();
+    this.sessionKeys.clear(); // session objects die with the session that made them
     try { this.pkcs11.C_CloseSession(old); } catch { /* already gone */ }
+  }
+
+  /**
+   * Runs `fn` with no other call of this driver in flight and none starting (a login change would
+   * pull the token from under them).
+   */
+  private async exclusively<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.closed) throw new DriverClosed();
+    while (this.gate) await this.gate;
+    let open!: () => void;
+    this.gate = new Promise<void>((resolve) => (open = resolve));
+    try {
+      while (this.active > 0) await new Promise((r) => setTimeout(r, 2));
+      await this.lease.writesIdle();
+      if (this.closed) throw new DriverClosed();
+      this.active++;
+      try {
+        return await fn();
+      } finally {
+        this.active--;
+      }
+    } finally {
+      this.gate = undefined;
+      open();
+    }
+  }
+
+  /** A main-session call whose failure maps to a typed error right away (no recovery). */
+  private direct<T>(context: CallContext, what: string, fn: string, ...args: unknown[]): T {
+    try {
+      return this.main<T>(fn, ...args);
+    } catch (err) {
+      const call = asCallError(err);
+      if (!call) throw err;
+      throw mapFailure(context, what, failureOf(call.fn, call.rv));
+    }
   }
 
   /** Single-flight: restore the main session and the login, drop cached handles, renew sessions. */
@@ -242,6 +292,7 @@ export class Pkcs11Driver implements HsmDriver {
         }
         if (!mainAlive) {
           this.ops.forgetCopies();
+          this.sessionKeys.clear();
           try { this.pkcs11.C_CloseSession(this.mainSession); } catch { /* already gone */ }
           try {
             this.mainSession = openSession(this.pkcs11, this.slot);
@@ -309,7 +360,7 @@ export class Pkcs11Driver implements HsmDriver {
   }
 
   private cached(key: KeyRef): CachedKey {
-    const cached = this.keys.get(this.cacheKey(key));
+    const cached = this.keys.get(this.cacheKey(key)) ?? this.sessionKeys.get(this.cacheKey(key));
     if (cached) {
       if (cached.type !== key.type) throw new WrongKeyType(`key "${key.label}" is ${cached.type}, not ${key.type}`);
       return cached;
@@ -369,7 +420,7 @@ export class Pkcs11Driver implements HsmDriver {
   async generateKey(spec: KeySpec): Promise<KeyRef> {
     checkSpec(spec, { labelMax: this.quirks.labelMaxLength, idMax: this.quirks.idMaxLength });
     const id = spec.id ?? randomBytes(Math.min(16, this.quirks.idMaxLength ?? 16));
-    const t = generationTemplates(spec.type, spec.label, id);
+    const t = generationTemplates(spec.type, spec.label, id, spec.transportable === true);
     // The uniqueness check and the write form one step, so that two concurrent calls with the
     // same label cannot both pass the check.
     return this.guarded(`generate key "${spec.label}"`, 'generic', () => this.lease.serializeObjectWrites(async () => {
@@ -446,13 +497,24 @@ export class Pkcs11Driver implements HsmDriver {
 
   async destroyKey(key: KeyRef): Promise<void> {
     await this.guarded(`destroy key "${key.label}"`, 'generic', async () => {
-      const handle = this.handleOf(key);
+      let handle: Handle | undefined;
+      try {
+        handle = this.handleOf(key);
+      } catch (err) {
+        // A public-only key (importPublicKey): destroy its public object, if there is one.
+        if (!(err instanceof KeyNotFound) || isSecretKeyType(key.type)) throw err;
+        const only = this.findHandles([{ type: C.CKA_CLASS, value: C.CKO_PUBLIC_KEY }, { type: C.CKA_LABEL, value: key.label }, { type: C.CKA_ID, value: buf(key.id) }]);
+        if (only.length === 0) throw err;
+        for (const pub of only) this.main('C_DestroyObject', pub);
+        return;
+      }
       const publics = isSecretKeyType(key.type) ? [] : this.findHandles([
         { type: C.CKA_CLASS, value: C.CKO_PUBLIC_KEY },
         { type: C.CKA_LABEL, value: key.label },
         { type: C.CKA_ID, value: buf(key.id) },
       ]);
       this.keys.delete(this.cacheKey(key));
+      this.sessionKeys.delete(this.cacheKey(key));
       this.main('C_DestroyObject', handle);
       for (const pub of publics) this.main('C_DestroyObject', pub);
       if (this.quirks.sessionKeyCopies) {
@@ -585,6 +647,123 @@ export class Pkcs11Driver implements HsmDriver {
     });
   }
 
+  async unwrapKey(wrappingKey: KeyRef, wrapped: Uint8Array, spec: UnwrapSpec): Promise<KeyRef> {
+    requireType(wrappingKey, ['aes-256-wrap'], 'unwrapKey');
+    checkSpec(spec, { labelMax: this.quirks.labelMaxLength, idMax: this.quirks.idMaxLength });
+    if (spec.id === undefined) throw new InvalidArgument('unwrapKey needs the key\'s CKA_ID');
+    checkData(wrapped, 'wrapped key', 4096);
+    const publicPoint = checkUnwrapPublicKey(spec.type, spec.publicKey);
+    const id = new Uint8Array(spec.id);
+    const blob = buf(wrapped);
+    const t = unwrapTemplates(spec.type, spec.label, id, publicPoint ? derWrapOctetString(publicPoint) : undefined);
+    return this.guarded(`unwrap "${spec.label}"`, 'unwrap', () => this.lease.serializeObjectWrites(async () => {
+      if (this.findKeyObjects(spec.label).length > 0) throw new KeyExists(`a key labelled "${spec.label}" already exists`);
+      const wrapping = this.handleOf(wrappingKey);
+      const priv = this.main<Handle>('C_UnwrapKey', { mechanism: C.CKM_AES_KEY_WRAP_PAD }, wrapping, blob, t.privateTemplate);
+      if (t.publicTemplate) {
+        try {
+          this.main('C_CreateObject', t.publicTemplate);
+        } catch (err) {
+          try { this.main('C_DestroyObject', priv); } catch { /* leave nothing half-made */ }
+          throw err;
+        }
+      }
+      return { label: spec.label, id, type: spec.type };
+    }), true);
+  }
+
+  async importTrustedKey(spec: KeySpec, secret: Uint8Array, officer: SecurityOfficer): Promise<KeyRef> {
+    checkSpec(spec, { labelMax: this.quirks.labelMaxLength, idMax: this.quirks.idMaxLength });
+    if (spec.type !== 'aes-256-wrap') throw new InvalidArgument('a trusted key is an aes-256-wrap key');
+    if (!(secret instanceof Uint8Array) || secret.length !== 32) throw new InvalidArgument('AES-256 key must be 32 bytes');
+    if (typeof officer?.soPin !== 'string' || officer.soPin.length === 0) throw new InvalidArgument('importing a trusted key needs the security officer PIN');
+    const id = new Uint8Array(spec.id ?? randomBytes(Math.min(16, this.quirks.idMaxLength ?? 16)));
+    const ref: KeyRef = { label: spec.label, id, type: spec.type };
+    return this.exclusively(async () => {
+      if (this.findKeyObjects(spec.label).length > 0 || [...this.sessionKeys.keys()].some((k) => k.startsWith(`${spec.label}\0`))) {
+        throw new KeyExists(`a key labelled "${spec.label}" already exists`);
+      }
+      const session = this.mainSession;
+      // One login state per token and application: the user must log out for the SO to log in.
+      try { this.pkcs11.C_Logout(session); } catch { /* not logged in */ }
+      let handle: Handle;
+      try {
+        this.direct('login', 'security officer login', 'C_Login', C.CKU_SO, officer.soPin);
+        try {
+          handle = this.direct<Handle>('generic', `create trusted key "${spec.label}"`, 'C_CreateObject', trustedWrapKeyTemplate(spec.label, id, secret));
+        } finally {
+          try { this.pkcs11.C_Logout(session); } catch { /* logged out already */ }
+        }
+      } finally {
+        // Logging out invalidated every private-object handle (and session copies of keys).
+        this.dropCachedKeys();
+        if (this.quirks.sessionKeyCopies) this.pool.markAllStale();
+        login(this.pkcs11, session, this.pin, false); // as opened: no PIN means no user login
+      }
+      this.sessionKeys.set(this.cacheKey(ref), { handle, type: 'aes-256-wrap' });
+      return ref;
+    });
+  }
+
+  async keyCheckValue(key: KeyRef): Promise<Uint8Array> {
+    switch (key.type) {
+      case 'hmac-sha256':
+        return kcvOf(await this.hmacSha256(key, KCV_INPUT));
+      case 'aes-256':
+        return this.guarded(`key check value of "${key.label}"`, 'generic', async () => {
+          const handle = this.handleOf(key);
+          const tag = await this.exec<Uint8Array>('cheap', 'encrypt', (session) => ({
+            session, key: handle, data: buf(new Uint8Array()), outLength: 16,
+            mechanism: { mechanism: C.CKM_AES_GCM, parameter: { type: 3, iv: buf(KCV_GCM_IV), ivBits: 96, aad: buf(KCV_INPUT), tagBits: 128 } },
+          }));
+          return kcvOf(tag);
+        });
+      case 'aes-256-wrap':
+        return this.guarded(`key check value of "${key.label}"`, 'generic', async () => {
+          const wrapping = this.handleOf(key);
+          const subject = this.main<Handle>('C_CreateObject', kcvSubjectTemplate(KCV_WRAP_SUBJECT));
+          try {
+            return kcvOf(this.main<Uint8Array>('C_WrapKey', { mechanism: C.CKM_AES_KEY_WRAP_PAD }, wrapping, subject, Buffer.alloc(256)));
+          } finally {
+            try { this.main('C_DestroyObject', subject); } catch { /* a session object */ }
+          }
+        });
+      default:
+        return keyPairKcv(this, key);
+    }
+  }
+
+  async importPublicKey(spec: KeySpec, publicKey: Uint8Array): Promise<KeyRef> {
+    checkSpec(spec, { labelMax: this.quirks.labelMaxLength, idMax: this.quirks.idMaxLength });
+    const point = checkUnwrapPublicKey(spec.type, publicKey);
+    if (!point) throw new InvalidArgument(`a ${spec.type} key has no public key`);
+    const id = new Uint8Array(spec.id ?? randomBytes(Math.min(16, this.quirks.idMaxLength ?? 16)));
+    const t = importTemplates(spec.type, spec.label, id, new Uint8Array(32), derWrapOctetString(point));
+    return this.guarded(`import public key "${spec.label}"`, 'generic', () => this.lease.serializeObjectWrites(async () => {
+      const taken = this.findKeyObjects(spec.label).length > 0 || this.findHandles([{ type: C.CKA_CLASS, value: C.CKO_PUBLIC_KEY }, { type: C.CKA_LABEL, value: spec.label }]).length > 0;
+      if (taken) throw new KeyExists(`a key labelled "${spec.label}" already exists`);
+      this.main('C_CreateObject', t.publicTemplate!);
+      return { label: spec.label, id, type: spec.type };
+    }), true);
+  }
+
+  async findPublicKey(label: string, type: KeyType): Promise<{ ref: KeyRef; publicKey: Uint8Array }> {
+    requireType({ label, id: new Uint8Array(1), type }, ['ec-p256-derive', 'ec-p256-sign', 'ed25519'], 'findPublicKey');
+    return this.guarded(`public key "${label}"`, 'generic', async () => {
+      const handles = this.findHandles([
+        { type: C.CKA_CLASS, value: C.CKO_PUBLIC_KEY },
+        { type: C.CKA_KEY_TYPE, value: type === 'ed25519' ? C.CKK_EC_EDWARDS : C.CKK_EC },
+        { type: C.CKA_LABEL, value: label },
+      ]);
+      if (handles.length === 0) throw new KeyNotFound(`public key "${label}" not found on the token`);
+      if (handles.length > 1) throw new AmbiguousKey(`public key "${label}" is not unique`, handles.length);
+      const attrs = this.readAttributes(handles[0]!, [C.CKA_EC_POINT, C.CKA_ID]);
+      const raw = decodeEcPoint(attrs.get(C.CKA_EC_POINT) as Uint8Array, type === 'ed25519' ? [32] : [65], this.quirks.ecPointEncoding);
+      if (type !== 'ed25519') validateP256Point(raw);
+      return { ref: { label, id: bytesOf(attrs.get(C.CKA_ID)), type }, publicKey: raw };
+    });
+  }
+
   close(): Promise<void> {
     if (!this.closing) {
       this.closed = true;
@@ -593,6 +772,7 @@ export class Pkcs11Driver implements HsmDriver {
         await this.pool.close();
         try { this.pkcs11.C_CloseSession(this.mainSession); } catch { /* already closed */ }
         this.keys.clear();
+        this.sessionKeys.clear();
         this.lease.release();
       })();
     }

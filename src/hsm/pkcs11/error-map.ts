@@ -52,6 +52,11 @@ export const CKR = {
   USER_NOT_LOGGED_IN: 0x101,
   USER_PIN_NOT_INITIALIZED: 0x102,
   CURVE_NOT_SUPPORTED: 0x140,
+  WRAPPED_KEY_INVALID: 0x110,
+  WRAPPED_KEY_LEN_RANGE: 0x112,
+  UNWRAPPING_KEY_TYPE_INCONSISTENT: 0x115,
+  USER_ANOTHER_ALREADY_LOGGED_IN: 0x104,
+  USER_TYPE_INVALID: 0x103,
 } as const;
 
 /** The session (or the whole login) is gone: evict, log in again, look keys up again, retry once. */
@@ -76,7 +81,7 @@ export function recoveryFor(rv: number): Recovery {
 }
 
 /** What the driver was doing, so the same CK_RV can mean different things (a bad tag vs. a bug). */
-export type CallContext = 'generic' | 'read-secret' | 'weaken-attributes' | 'wrap' | 'gcm-open' | 'login';
+export type CallContext = 'generic' | 'read-secret' | 'weaken-attributes' | 'wrap' | 'unwrap' | 'gcm-open' | 'login';
 
 export function mapFailure(context: CallContext, what: string, f: Pkcs11Failure): HsmError {
   const rv = f.rv;
@@ -89,6 +94,11 @@ export function mapFailure(context: CallContext, what: string, f: Pkcs11Failure)
   if (context === 'wrap' && (rv === CKR.KEY_UNEXTRACTABLE || rv === CKR.KEY_NOT_WRAPPABLE || rv === CKR.ATTRIBUTE_SENSITIVE)) {
     return new NonExportableKey(`${what}: the token refuses to wrap the key`, f);
   }
+  if (context === 'unwrap') {
+    // A blob under another key, or tampered: RFC 5649's integrity check fails in the token.
+    const integrity = [CKR.WRAPPED_KEY_INVALID, CKR.WRAPPED_KEY_LEN_RANGE, CKR.ENCRYPTED_DATA_INVALID, CKR.GENERAL_ERROR, CKR.FUNCTION_FAILED, CKR.DATA_INVALID];
+    if ((integrity as number[]).includes(rv)) return new AuthenticationFailed(`${what}: the wrapped key does not unwrap under this key`, f);
+  }
   if (context === 'gcm-open') {
     // SoftHSM2 reports a bad GCM tag as CKR_GENERAL_ERROR; v3.0 tokens as CKR_AEAD_DECRYPT_FAILED.
     const tagFailure = [CKR.ENCRYPTED_DATA_INVALID, CKR.ENCRYPTED_DATA_LEN_RANGE, CKR.AEAD_DECRYPT_FAILED, CKR.GENERAL_ERROR, CKR.FUNCTION_FAILED, CKR.DATA_INVALID, CKR.DATA_LEN_RANGE];
@@ -99,6 +109,7 @@ export function mapFailure(context: CallContext, what: string, f: Pkcs11Failure)
     if (rv === CKR.PIN_LOCKED) return new LoginFailed('the token PIN is locked', f);
     if (rv === CKR.PIN_EXPIRED) return new LoginFailed('the token PIN has expired', f);
     if (rv === CKR.USER_PIN_NOT_INITIALIZED) return new LoginFailed('the token has no user PIN set', f);
+    if (rv === CKR.USER_ANOTHER_ALREADY_LOGGED_IN) return new LoginFailed('another user is logged in to the token', f);
   }
   if (rv === CKR.MECHANISM_INVALID || rv === CKR.FUNCTION_NOT_SUPPORTED || rv === CKR.CURVE_NOT_SUPPORTED) {
     return new MechanismUnsupported(`${what}: the token does not support this`, f);

@@ -20,13 +20,17 @@ const NO_DECRYPT_OR_UNWRAP: Template = [
   { type: C.CKA_UNWRAP, value: false },
 ];
 
-/** Attributes every long-term private/secret key gets. */
-function protectedKey(label: string, id: Uint8Array): Template {
+/**
+ * Attributes every long-term private/secret key gets. A transportable key is extractable, but only
+ * by C_WrapKey under a CKA_TRUSTED key (CKA_WRAP_WITH_TRUSTED cannot be reset once true).
+ */
+function protectedKey(label: string, id: Uint8Array, transportable = false): Template {
   return [
     { type: C.CKA_TOKEN, value: true },
     { type: C.CKA_PRIVATE, value: true },
     { type: C.CKA_SENSITIVE, value: true },
-    { type: C.CKA_EXTRACTABLE, value: false },
+    { type: C.CKA_EXTRACTABLE, value: transportable },
+    ...(transportable ? [{ type: C.CKA_WRAP_WITH_TRUSTED, value: true }] : []),
     { type: C.CKA_LABEL, value: label },
     { type: C.CKA_ID, value: buf(id) },
   ];
@@ -56,28 +60,28 @@ export interface SecretKeyTemplate {
   readonly template: Template;
 }
 
-export function generationTemplates(type: KeyType, label: string, id: Uint8Array): KeyPairTemplates | SecretKeyTemplate {
+export function generationTemplates(type: KeyType, label: string, id: Uint8Array, transportable = false): KeyPairTemplates | SecretKeyTemplate {
   switch (type) {
     case 'ec-p256-derive':
       return {
         kind: 'pair',
         mechanism: C.CKM_EC_KEY_PAIR_GEN,
         publicTemplate: publicPart(label, id, C.OID_P256, [{ type: C.CKA_DERIVE, value: true }]),
-        privateTemplate: [...protectedKey(label, id), { type: C.CKA_DERIVE, value: true }, { type: C.CKA_SIGN, value: false }, ...NO_DECRYPT_OR_UNWRAP],
+        privateTemplate: [...protectedKey(label, id, transportable), { type: C.CKA_DERIVE, value: true }, { type: C.CKA_SIGN, value: false }, ...NO_DECRYPT_OR_UNWRAP],
       };
     case 'ec-p256-sign':
       return {
         kind: 'pair',
         mechanism: C.CKM_EC_KEY_PAIR_GEN,
         publicTemplate: publicPart(label, id, C.OID_P256, [{ type: C.CKA_VERIFY, value: true }]),
-        privateTemplate: [...protectedKey(label, id), { type: C.CKA_SIGN, value: true }, { type: C.CKA_DERIVE, value: false }, ...NO_DECRYPT_OR_UNWRAP],
+        privateTemplate: [...protectedKey(label, id, transportable), { type: C.CKA_SIGN, value: true }, { type: C.CKA_DERIVE, value: false }, ...NO_DECRYPT_OR_UNWRAP],
       };
     case 'ed25519':
       return {
         kind: 'pair',
         mechanism: C.CKM_EC_EDWARDS_KEY_PAIR_GEN,
         publicTemplate: publicPart(label, id, C.OID_ED25519, [{ type: C.CKA_VERIFY, value: true }]),
-        privateTemplate: [...protectedKey(label, id), { type: C.CKA_SIGN, value: true }, { type: C.CKA_DERIVE, value: false }, ...NO_DECRYPT_OR_UNWRAP],
+        privateTemplate: [...protectedKey(label, id, transportable), { type: C.CKA_SIGN, value: true }, { type: C.CKA_DERIVE, value: false }, ...NO_DECRYPT_OR_UNWRAP],
       };
     case 'aes-256':
       return {
@@ -87,7 +91,7 @@ export function generationTemplates(type: KeyType, label: string, id: Uint8Array
           { type: C.CKA_CLASS, value: C.CKO_SECRET_KEY },
           { type: C.CKA_KEY_TYPE, value: C.CKK_AES },
           { type: C.CKA_VALUE_LEN, value: 32 },
-          ...protectedKey(label, id),
+          ...protectedKey(label, id, transportable),
           { type: C.CKA_ENCRYPT, value: true },
           { type: C.CKA_DECRYPT, value: true },
           { type: C.CKA_WRAP, value: false },
@@ -107,7 +111,7 @@ export function generationTemplates(type: KeyType, label: string, id: Uint8Array
           { type: C.CKA_CLASS, value: C.CKO_SECRET_KEY },
           { type: C.CKA_KEY_TYPE, value: C.CKK_AES },
           { type: C.CKA_VALUE_LEN, value: 32 },
-          ...protectedKey(label, id),
+          ...protectedKey(label, id, transportable),
           { type: C.CKA_WRAP, value: true },
           { type: C.CKA_UNWRAP, value: true },
           { type: C.CKA_ENCRYPT, value: false },
@@ -125,7 +129,7 @@ export function generationTemplates(type: KeyType, label: string, id: Uint8Array
           { type: C.CKA_CLASS, value: C.CKO_SECRET_KEY },
           { type: C.CKA_KEY_TYPE, value: C.CKK_GENERIC_SECRET },
           { type: C.CKA_VALUE_LEN, value: 32 },
-          ...protectedKey(label, id),
+          ...protectedKey(label, id, transportable),
           { type: C.CKA_SIGN, value: true },
           { type: C.CKA_VERIFY, value: true },
           { type: C.CKA_DERIVE, value: false },
@@ -170,6 +174,62 @@ export function importTemplates(
         ]
       : undefined,
   };
+}
+
+/**
+ * C_UnwrapKey template (the private or secret half) and, for key pairs, the public object to
+ * create beside it: the same role attributes as a transportable generated key.
+ */
+export function unwrapTemplates(type: KeyType, label: string, id: Uint8Array, publicPoint: Uint8Array | undefined): { privateTemplate: Template; publicTemplate?: Template } {
+  const gen = generationTemplates(type, label, id, true);
+  if (gen.kind === 'secret') return { privateTemplate: gen.template.filter((a) => a.type !== C.CKA_VALUE_LEN) };
+  const keyType = type === 'ed25519' ? C.CKK_EC_EDWARDS : C.CKK_EC;
+  return {
+    privateTemplate: [{ type: C.CKA_CLASS, value: C.CKO_PRIVATE_KEY }, { type: C.CKA_KEY_TYPE, value: keyType }, ...gen.privateTemplate],
+    publicTemplate: publicPoint
+      ? [{ type: C.CKA_CLASS, value: C.CKO_PUBLIC_KEY }, { type: C.CKA_KEY_TYPE, value: keyType }, { type: C.CKA_EC_POINT, value: buf(publicPoint) }, ...gen.publicTemplate]
+      : undefined,
+  };
+}
+
+/**
+ * A trusted transport key, created by the security officer. PKCS#11 lets the SO create public
+ * objects only (SoftHSM2 2.6.1: CKA_PRIVATE=true gives CKR_USER_NOT_LOGGED_IN), so it is a public
+ * session object: it never reaches the token's files and dies with the session.
+ */
+export function trustedWrapKeyTemplate(label: string, id: Uint8Array, value: Uint8Array): Template {
+  return [
+    { type: C.CKA_CLASS, value: C.CKO_SECRET_KEY },
+    { type: C.CKA_KEY_TYPE, value: C.CKK_AES },
+    { type: C.CKA_TOKEN, value: false },
+    { type: C.CKA_PRIVATE, value: false },
+    { type: C.CKA_SENSITIVE, value: true },
+    { type: C.CKA_EXTRACTABLE, value: false },
+    { type: C.CKA_TRUSTED, value: true },
+    { type: C.CKA_LABEL, value: label },
+    { type: C.CKA_ID, value: buf(id) },
+    { type: C.CKA_WRAP, value: true },
+    { type: C.CKA_UNWRAP, value: true },
+    { type: C.CKA_ENCRYPT, value: false },
+    { type: C.CKA_DECRYPT, value: false },
+    { type: C.CKA_SIGN, value: false },
+    { type: C.CKA_VERIFY, value: false },
+    { type: C.CKA_DERIVE, value: false },
+    { type: C.CKA_VALUE, value: buf(value) },
+  ];
+}
+
+/** A throwaway readable session key (32 zero bytes) that a wrap key wraps for its KCV. */
+export function kcvSubjectTemplate(value: Uint8Array): Template {
+  return [
+    { type: C.CKA_CLASS, value: C.CKO_SECRET_KEY },
+    { type: C.CKA_KEY_TYPE, value: C.CKK_GENERIC_SECRET },
+    { type: C.CKA_TOKEN, value: false },
+    { type: C.CKA_PRIVATE, value: false },
+    { type: C.CKA_SENSITIVE, value: false },
+    { type: C.CKA_EXTRACTABLE, value: true },
+    { type: C.CKA_VALUE, value: buf(value) },
+  ];
 }
 
 /** Readable session object for ECDH output (x coordinate only, CKD_NULL). */
