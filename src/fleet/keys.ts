@@ -54,26 +54,33 @@ export interface FleetKeySet {
   readonly fleetId: string;
   readonly refs: Readonly<Record<FleetRole, KeyRef>>;
   readonly publicKeys: FleetPublicKeys;
+  /**
+   * False on a token that joined a fleet whose signing key could not travel (the origin token
+   * cannot wrap Ed25519 keys, as SoftHSM 2.6.1): it holds only the public half, `refs.signing`
+   * names that public object, and signing with it fails with KeyNotFound.
+   */
+  readonly holdsSigningKey: boolean;
 }
 
-async function publicKeysOf(driver: HsmDriver, refs: Record<FleetRole, KeyRef>): Promise<FleetPublicKeys> {
-  const [ake, hpke, signing] = await Promise.all([driver.publicKey(refs.ake), driver.publicKey(refs.hpke), driver.publicKey(refs.signing)]);
-  return { ake: p256.Point.fromBytes(ake).toBytes(true), hpke, signing };
+export interface CreateFleetKeysOptions {
+  /**
+   * Keys that may join other tokens (multi-token fleets): extractable only under a trusted
+   * transport key (CKA_WRAP_WITH_TRUSTED). Default false: a one-token fleet, never extractable.
+   */
+  readonly transportable?: boolean;
 }
 
 /**
  * Generates the whole key set inside the token. Refuses when any key of the fleet already exists
  * (a fleet is never overwritten); a failure half-way destroys what this call made.
  */
-export async function createFleetKeys(driver: HsmDriver, fleetId: string): Promise<FleetKeySet> {
-  checkFleetId(fleetId);
-  for (const role of ROLE_NAMES) {
-    const existing = await driver.findKey({ label: fleetKeyLabel(fleetId, role) }).catch((e: unknown) => (e instanceof KeyNotFound ? null : Promise.reject(e)));
-    if (existing) throw new KeyExists(`fleet "${fleetId}" already has keys in this token (found ${fleetKeyLabel(fleetId, role)}); a fleet is never overwritten`);
-  }
+export async function createFleetKeys(driver: HsmDriver, fleetId: string, options: CreateFleetKeysOptions = {}): Promise<FleetKeySet> {
+  await assertNoFleetKeys(driver, fleetId);
   const made: KeyRef[] = [];
   try {
-    for (const role of ROLE_NAMES) made.push(await driver.generateKey({ label: fleetKeyLabel(fleetId, role), type: FLEET_ROLES[role] }));
+    for (const role of ROLE_NAMES) {
+      made.push(await driver.generateKey({ label: fleetKeyLabel(fleetId, role), type: FLEET_ROLES[role], transportable: options.transportable === true }));
+    }
   } catch (err) {
     for (const key of made) await driver.destroyKey(key).catch(() => undefined);
     throw err;
@@ -81,14 +88,42 @@ export async function createFleetKeys(driver: HsmDriver, fleetId: string): Promi
   return openFleetKeys(driver, fleetId);
 }
 
+/** KeyExists when any key (or public half) of the fleet is already in the token. */
+export async function assertNoFleetKeys(driver: HsmDriver, fleetId: string): Promise<void> {
+  checkFleetId(fleetId);
+  const absent = (e: unknown) => (e instanceof KeyNotFound ? null : Promise.reject(e));
+  for (const role of ROLE_NAMES) {
+    const label = fleetKeyLabel(fleetId, role);
+    const type = FLEET_ROLES[role];
+    const existing = (await driver.findKey({ label }).catch(absent))
+      ?? (type === 'ec-p256-derive' || type === 'ed25519' ? await driver.findPublicKey(label, type).catch(absent) : null);
+    if (existing) throw new KeyExists(`fleet "${fleetId}" already has keys in this token (found ${label}); a fleet is never overwritten`);
+  }
+}
+
 /** Finds every key of the fleet (exactly one per role, of the right type). */
 export async function openFleetKeys(driver: HsmDriver, fleetId: string): Promise<FleetKeySet> {
   checkFleetId(fleetId);
   const refs = {} as Record<FleetRole, KeyRef>;
+  let signingPublic: Uint8Array | undefined;
   for (const role of ROLE_NAMES) {
-    const ref = await driver.findKey({ label: fleetKeyLabel(fleetId, role) });
-    if (ref.type !== FLEET_ROLES[role]) throw new FleetError('INVALID_ARGUMENT', `${fleetKeyLabel(fleetId, role)} is a ${ref.type} key, expected ${FLEET_ROLES[role]}`);
+    const label = fleetKeyLabel(fleetId, role);
+    let ref: KeyRef;
+    try {
+      ref = await driver.findKey({ label });
+    } catch (err) {
+      // A joined token may hold only the public half of the signing key.
+      if (role !== 'signing' || !(err instanceof KeyNotFound)) throw err;
+      ({ ref: refs.signing, publicKey: signingPublic } = await driver.findPublicKey(label, FLEET_ROLES.signing));
+      continue;
+    }
+    if (ref.type !== FLEET_ROLES[role]) throw new FleetError('INVALID_ARGUMENT', `${label} is a ${ref.type} key, expected ${FLEET_ROLES[role]}`);
     refs[role] = ref;
   }
-  return { fleetId, refs, publicKeys: await publicKeysOf(driver, refs) };
+  const [ake, hpke, signing] = await Promise.all([
+    driver.publicKey(refs.ake),
+    driver.publicKey(refs.hpke),
+    signingPublic ? Promise.resolve(signingPublic) : driver.publicKey(refs.signing),
+  ]);
+  return { fleetId, refs, publicKeys: { ake: p256.Point.fromBytes(ake).toBytes(true), hpke, signing }, holdsSigningKey: signingPublic === undefined };
 }
