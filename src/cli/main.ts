@@ -6,6 +6,8 @@ import { hsmCommands, keyCommands } from './hsm-commands.js';
 import { demoCommand } from './demo.js';
 import { qualifyCommand } from './qualify.js';
 import { serveCommand } from './serve.js';
+import { fleetCommands } from './fleet-commands.js';
+import { bundleCommands, logCommands, witnessCommands } from './trust-commands.js';
 import { reportError } from './context.js';
 
 const program = new Command('hsm-vault')
@@ -15,8 +17,12 @@ const program = new Command('hsm-vault')
 
 program.addCommand(hsmCommands());
 program.addCommand(keyCommands());
+program.addCommand(fleetCommands());
 program.addCommand(serveCommand());
 program.addCommand(qualifyCommand());
+program.addCommand(bundleCommands());
+program.addCommand(witnessCommands());
+program.addCommand(logCommands());
 program.addCommand(demoCommand());
 
 program.parseAsync(process.argv).catch(reportError);
