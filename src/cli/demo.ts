@@ -4,15 +4,15 @@
 // HTTP: right and wrong passwords, the attempt counter, destruction at the limit, an unknown user,
 // and what an attacker holding the database or asking the token for its keys would get.
 
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Command, Option } from 'commander';
 import { openHsm } from '../hsm/open.js';
 import type { HsmDriver } from '../hsm/driver.js';
 import { NonExportableKey } from '../hsm/errors.js';
-import { findSoftHsmModule, initSoftHsmToken } from '../hsm/softhsm.js';
+import { ensureSoftHsmConfig, findSoftHsmModule, initSoftHsmToken, softHsmToken, softHsmTokenLabels } from '../hsm/softhsm.js';
 import { openFleetKeys } from '../fleet/keys.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { argon2idKsf } from '../opaque/ksf.js';
@@ -60,7 +60,7 @@ async function run(driver: HsmDriver, dir: string): Promise<void> {
     await client.register('alice', enc.encode('correct horse battery staple'), backupKey);
     const { secret } = await client.recover('alice', enc.encode('correct horse battery staple'));
     say(`alice recovers with the right password:  ${hex(secret)} ${Buffer.from(secret).equals(backupKey) ? '(same key)' : '(DIFFERENT KEY: bug)'}`);
-    for (let i = 0; i < 2; i++) say(`alice tries a wrong password:           ${await outcome(client.recover('alice', enc.encode('Tr0ub4dor&3')))}`);
+    for (let i = 0; i < 3; i++) say(`alice tries a wrong password:           ${await outcome(client.recover('alice', enc.encode('Tr0ub4dor&3')))}`);
     say(`alice uses the right password again:    ${await outcome(client.recover('alice', enc.encode('correct horse battery staple')))} (the counter resets)`);
 
     say('\nbob registers with maxAttempts = 2');
@@ -80,23 +80,43 @@ async function run(driver: HsmDriver, dir: string): Promise<void> {
   }
 }
 
+const DEV_TOKEN = 'hsm-vault-dev';
+
+/**
+ * The SoftHSM2 development token under the state directory, made on first use with random PINs
+ * kept in 0600 files beside it (a dev token; never a production pattern). Returns its URI.
+ */
+function devToken(stateDir: string): string {
+  const softhsmDir = join(stateDir, 'softhsm');
+  const pinFile = join(softhsmDir, `${DEV_TOKEN}.pin`);
+  const { configPath, tokenDir } = ensureSoftHsmConfig(softhsmDir);
+  process.env.SOFTHSM2_CONF = configPath;
+  const modulePath = findSoftHsmModule()!;
+  if (existsSync(pinFile) && softHsmTokenLabels(process.env).includes(DEV_TOKEN)) {
+    say(`SoftHSM2 dev token "${DEV_TOKEN}" in ${tokenDir} (kept between runs)`);
+    return softHsmToken(DEV_TOKEN, configPath, tokenDir, modulePath).uri(pinFile);
+  }
+  const pin = randomBytes(12).toString('hex');
+  const token = initSoftHsmToken({ stateDir: softhsmDir, label: DEV_TOKEN, userPin: pin, soPin: randomBytes(12).toString('hex') });
+  writeFileSync(pinFile, pin, { mode: 0o600 });
+  say(`created SoftHSM2 dev token "${DEV_TOKEN}" in ${tokenDir} (random PINs; user PIN in ${pinFile})`);
+  return token.uri(pinFile);
+}
+
 export function demoCommand(): Command {
   return new Command('demo')
     .description('run the main job on embedded defaults: a throw-away token, a vault node on loopback, and a client over HTTP')
     .addOption(new Option('--backend <backend>', 'token to use').choices(['auto', 'softhsm2', 'fake']).default('auto').env('HSM_VAULT_DEMO_BACKEND'))
-    .action(async (opts: { backend: string }) => {
+    .addOption(new Option('--state-dir <dir>', 'where the SoftHSM2 dev token lives (kept between runs)').default('.hsm-vault').env('HSM_VAULT_STATE_DIR'))
+    .action(async (opts: { backend: string; stateDir: string }) => {
       const dir = mkdtempSync(join(tmpdir(), 'hsm-vault-demo-'));
       try {
         const useSoftHsm = opts.backend === 'softhsm2' || (opts.backend === 'auto' && findSoftHsmModule() !== undefined);
         let uri = 'fake:';
         if (useSoftHsm) {
-          const pin = randomBytes(12).toString('hex');
-          const pinFile = join(dir, 'user.pin');
-          writeFileSync(pinFile, pin, { mode: 0o600 });
-          const token = initSoftHsmToken({ stateDir: dir, label: 'hsm-vault-demo', userPin: pin, soPin: randomBytes(12).toString('hex') });
-          process.env.SOFTHSM2_CONF = token.configPath;
-          uri = token.uri(pinFile);
-          say(`throw-away SoftHSM2 token in ${dir} (random PINs; deleted at the end)`);
+          uri = devToken(resolve(opts.stateDir));
+        } else if (opts.backend === 'auto') {
+          say('SoftHSM2 is not installed (apt-get install softhsm2): this run uses the fake backend, which is not a security boundary.');
         }
         const driver = await openHsm(uri);
         try {

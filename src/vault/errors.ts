@@ -76,9 +76,13 @@ export class VaultUnavailable extends VaultError {
   }
 }
 
-/** A stored record failed its integrity check: tampering or the wrong token (500, alert). */
+/**
+ * A stored record failed its integrity check: tampering, or a store shared with the wrong fleet.
+ * 502: the node is fine, the store (its upstream) answered with bytes that are not ours. The
+ * record is never served; operators alert on this code.
+ */
 export class RecordTampered extends VaultError {
   constructor(message: string) {
-    super('record_tampered', 500, message);
+    super('record_tampered', 502, message);
   }
 }

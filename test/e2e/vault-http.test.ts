@@ -86,7 +86,7 @@ for (const backend of backends()) {
       await expect(client.register('bad/user', enc.encode('pw'), randomBytes(16))).rejects.toBeInstanceOf(InvalidArgument);
     });
 
-    it('answers a tampered record with 500 record_tampered, never a secret', async () => {
+    it('answers a tampered record with 502 record_tampered, never a secret', async () => {
       const id = user('erin');
       await client.register(id, enc.encode('pw'), randomBytes(16));
       const stored = (await store.get(id))!;
@@ -95,6 +95,8 @@ for (const backend of backends()) {
       await store.put(id, value, stored.version);
       const err = await client.recover(id, enc.encode('pw')).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(ServerError);
+      expect((err as ServerError).status).toBe(502);
+      expect((err as ServerError).serverCode).toBe('record_tampered');
     });
 
     it('serves concurrent recoveries of many users', async () => {

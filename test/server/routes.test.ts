@@ -82,7 +82,7 @@ describe('routes', () => {
     [new SessionInvalid('expired'), 401, { error: 'session_invalid', message: 'recovery session is not valid: expired' }],
     [new InvalidRequest('KE1 is not on the curve'), 400, { error: 'invalid_request', message: 'KE1 is not on the curve' }],
     [new VaultUnavailable('store quorum lost'), 503, { error: 'unavailable', message: 'store quorum lost' }],
-    [new RecordTampered('record failed its integrity check'), 500, { error: 'record_tampered', message: 'record failed its integrity check' }],
+    [new RecordTampered('record failed its integrity check'), 502, { error: 'record_tampered', message: 'record failed its integrity check' }],
   ])('VaultError %s maps to its status and toJSON()', async (error, status, body) => {
     h = await harness();
     h.vault.nextError = error;
