@@ -7,6 +7,7 @@ import { demoCommand } from './demo.js';
 import { qualifyCommand } from './qualify.js';
 import { serveCommand } from './serve.js';
 import { fleetCommands } from './fleet-commands.js';
+import { evidenceCommands } from './evidence-commands.js';
 import { bundleCommands, logCommands, witnessCommands } from './trust-commands.js';
 import { reportError } from './context.js';
 
@@ -23,6 +24,7 @@ program.addCommand(qualifyCommand());
 program.addCommand(bundleCommands());
 program.addCommand(witnessCommands());
 program.addCommand(logCommands());
+program.addCommand(evidenceCommands());
 program.addCommand(demoCommand());
 
 program.parseAsync(process.argv).catch(reportError);
