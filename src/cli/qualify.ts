@@ -14,6 +14,7 @@ interface QualifyCliOptions {
   destructive?: boolean;
   soPinSource?: string;
   profile?: string;
+  profileName?: string;
   perfMs: number;
   concurrency?: number;
   maxSessions: number;
@@ -46,7 +47,11 @@ What it checks (each check: pass | fail | quirk | skip with a reason):
 
 Exit codes: 0 qualifies, 3 does not qualify, 4 inconclusive (a required check could not run),
 130 interrupted, 1 usage or setup error. A fake: token never qualifies (it is insecure by design).
-Reports: DIR/report.json, DIR/report.md, DIR/report.html. No PIN appears in any output.`;
+Reports: DIR/report.json, DIR/report.md, DIR/report.html, and DIR/profile.json: the quirks the run
+measured as a native-config profile (--profile-name, default from the token's manufacturer/model),
+each citing this run. No PIN appears in any output.
+A fake: URI may pose as a deficient token: fake:?missing=CKM_EDDSA,CKM_AES_GCM&leaky=1&gcm-iv=token
+&max-sessions=4&fail-after=N (see src/hsm/fake/capabilities.ts).`;
 
 export function qualifyCommand(): Command {
   return new Command('qualify')
@@ -57,6 +62,7 @@ export function qualifyCommand(): Command {
     .addOption(new Option('--destructive', 'also run checks that close all sessions / log out (see below)').env('HSM_VAULT_QUALIFY_DESTRUCTIVE'))
     .addOption(new Option('--so-pin-source <source>', 'SO PIN as file:PATH, for the CKA_TRUSTED checks').env('HSM_VAULT_SO_PIN_SOURCE'))
     .addOption(new Option('--profile <name|file>', 'native-config profile by name or JSON file (may carry libraryParameters)').env('HSM_VAULT_PROFILE'))
+    .addOption(new Option('--profile-name <name>', 'name of the profile written to DIR/profile.json'))
     .addOption(new Option('--perf-ms <ms>', 'duration of each performance measurement').argParser(positiveInt(60_000)).default(500).env('HSM_VAULT_QUALIFY_PERF_MS'))
     .addOption(new Option('--concurrency <n>', 'calls in flight for concurrent measurements (default: 2 per driver session, max 16)').argParser(positiveInt(256)).env('HSM_VAULT_QUALIFY_CONCURRENCY'))
     .addOption(new Option('--max-sessions <n>', 'upper bound of the session-limit probe').argParser(positiveInt(1024)).default(64).env('HSM_VAULT_QUALIFY_MAX_SESSIONS'))
@@ -93,13 +99,13 @@ export function qualifyCommand(): Command {
           events: progressReporter(process.stderr),
           protocol: vaultProtocolLeg(),
         });
-        const paths = writeReports(report, opts.out);
+        const paths = writeReports(report, opts.out, opts.profileName !== undefined ? { profileName: opts.profileName } : {});
         if (opts.json) printJson(report);
         else {
           process.stdout.write(`verdict: ${report.verdict}\n`);
           for (const reason of report.reasons) process.stdout.write(`  - ${reason}\n`);
           if (report.quirks.length) process.stdout.write(`quirks: ${report.quirks.length} (see the report)\n`);
-          process.stdout.write(`reports: ${paths.json}, ${paths.markdown}, ${paths.html}\n`);
+          process.stdout.write(`reports: ${paths.json}, ${paths.markdown}, ${paths.html}${paths.profile ? `; profile: ${paths.profile}` : ''}\n`);
         }
         process.exitCode = exitCodeOf(report.verdict);
       } finally {

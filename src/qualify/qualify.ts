@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { HsmDriver, KeyRef, KeyType } from '../hsm/driver.js';
 import { HsmError, InvalidArgument, InvalidUri } from '../hsm/errors.js';
+import { splitFakeUri } from '../hsm/fake/capabilities.js';
 import { FakeDriver } from '../hsm/fake/driver.js';
 import { Pkcs11Driver, type Pkcs11DriverOptions } from '../hsm/pkcs11/driver.js';
 import { acquireModule, type ModuleLease } from '../hsm/pkcs11/module-registry.js';
@@ -22,14 +23,14 @@ import { moduleChecks } from './checks/module.js';
 import { performanceChecks } from './checks/performance.js';
 import { protectionChecks } from './checks/protection.js';
 import { protocolChecks, unavailableProtocolLeg } from './checks/protocol.js';
-import { RawToken, findSlot } from './raw.js';
+import { RawToken, attempt, findSlot } from './raw.js';
 import { describeError, runChecks, verdictOf, type RunnerEvents } from './runner.js';
 import type {
-  Check, CheckResult, Phase, PerformanceFigure, ProtocolLeg, QualifyContext, QualifyOptions, Report, SetupFacts, TokenSummary,
+  Check, CheckResult, Phase, PerformanceFigure, ProtocolLeg, QualifyContext, QualifyOptions, Report, SessionProbe, SetupFacts, TokenSummary,
 } from './types.js';
 
 export interface QualifyRunOptions extends Partial<QualifyOptions> {
-  /** PKCS#11 URI (RFC 7512) or fake:. */
+  /** PKCS#11 URI (RFC 7512) or fake: (which may carry the fake's capabilities: hsm/fake/capabilities.ts). */
   readonly hsm: string;
   /** SO PIN for the CKA_TRUSTED checks (never reported). */
   readonly soPin?: string;
@@ -93,9 +94,35 @@ export function scrub<T>(value: T, secrets: readonly string[]): T {
   return walk(value) as T;
 }
 
+/** Sessions beside the driver's: through raw PKCS#11, or the fake token's own session model. */
+function sessionProbe(driver: HsmDriver, raw: RawToken | undefined): SessionProbe | undefined {
+  if (raw) {
+    return {
+      async open() {
+        const a = attempt(() => raw.openSession());
+        return a.ok ? { ok: true, close: () => raw.closeSession(a.value) } : { ok: false, why: a.ckr };
+      },
+    };
+  }
+  if (driver instanceof FakeDriver) {
+    return {
+      async open() {
+        try {
+          const s = await driver.openSession();
+          return { ok: true, close: () => void driver.closeSession(s) };
+        } catch (err) {
+          return { ok: false, why: describeError(err) };
+        }
+      },
+    };
+  }
+  return undefined;
+}
+
 export async function qualify(options: QualifyRunOptions): Promise<Report> {
   const started = Date.now();
-  const parsed = parseHsmUri(options.hsm);
+  const { uri: hsmUri, capabilities } = splitFakeUri(options.hsm);
+  const parsed = parseHsmUri(hsmUri);
   const prefix = options.labelPrefix ?? `hvq-${randomBytes(4).toString('hex')}-`;
   const signal = options.signal ?? new AbortController().signal;
   const events = options.events ?? {};
@@ -110,7 +137,7 @@ export async function qualify(options: QualifyRunOptions): Promise<Report> {
   const setup: { -readonly [K in keyof SetupFacts]: SetupFacts[K] } = { libraryParameters: 'none' };
 
   if (parsed.scheme === 'fake') {
-    driver = await (options.openDriver ? options.openDriver(parsed, {}) : FakeDriver.open(parsed, { onInsecure: () => {} }));
+    driver = await (options.openDriver ? options.openDriver(parsed, {}) : FakeDriver.open(parsed, { onInsecure: () => {}, capabilities }));
   } else {
     const modulePath = parsed.modulePath ?? process.env.HSM_VAULT_PKCS11_MODULE;
     if (!modulePath) throw new InvalidUri('PKCS#11 URI needs module-path (or set HSM_VAULT_PKCS11_MODULE)');
@@ -160,7 +187,7 @@ export async function qualify(options: QualifyRunOptions): Promise<Report> {
       const concurrency = options.concurrency || Math.min(16, Math.max(2, (info?.poolSize ?? 2) * 2));
       const shared = new Map<string, Promise<unknown>>();
       const ctx: QualifyContext = {
-        driver: d, raw, setup, prefix, signal, userPin, soPin: options.soPin,
+        driver: d, raw, setup, prefix, signal, userPin, soPin: options.soPin, sessions: sessionProbe(d, raw),
         protocol: options.protocol ?? unavailableProtocolLeg,
         options: {
           destructive: options.destructive ?? DEFAULTS.destructive,

@@ -1,8 +1,10 @@
-// The three report files: report.json (machine-readable), report.md (for tickets and reviews)
-// and report.html (self-contained, with an inline SVG chart of the performance figures).
+// The report files: report.json (machine-readable), report.md (for tickets and reviews),
+// report.html (self-contained, with an inline SVG chart of the performance figures), and
+// profile.json (the quirks measured, as a native-config profile the driver can load).
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { profileOf } from './profile.js';
 import type { CheckResult, PerformanceFigure, Report } from './types.js';
 import { PHASES } from './types.js';
 
@@ -10,15 +12,26 @@ export interface ReportPaths {
   readonly json: string;
   readonly markdown: string;
   readonly html: string;
+  /** Absent when the token was never opened (nothing was measured). */
+  readonly profile?: string;
 }
 
-export function writeReports(report: Report, dir: string): ReportPaths {
+export interface ReportOptions {
+  /** Name of the written profile (default: derived from the token's manufacturer and model). */
+  readonly profileName?: string;
+}
+
+export function writeReports(report: Report, dir: string, options: ReportOptions = {}): ReportPaths {
   mkdirSync(dir, { recursive: true });
   const paths = { json: join(dir, 'report.json'), markdown: join(dir, 'report.md'), html: join(dir, 'report.html') };
   writeFileSync(paths.json, `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(paths.markdown, markdownReport(report));
   writeFileSync(paths.html, htmlReport(report));
-  return paths;
+  const profile = profileOf(report, options.profileName);
+  if (!profile) return paths;
+  const profilePath = join(dir, 'profile.json');
+  writeFileSync(profilePath, `${JSON.stringify(profile, null, 2)}\n`);
+  return { ...paths, profile: profilePath };
 }
 
 const VERDICT_TEXT: Record<Report['verdict'], string> = {

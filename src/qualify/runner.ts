@@ -1,7 +1,8 @@
 // Runs checks one at a time, each isolated: a timeout, and any exception turned into a fail with
-// a clear detail, so that no token behaviour can crash the run or stop the checks after it.
+// a clear detail, so that no token behaviour can crash the run. A token that stops answering
+// fails the check it died in; the checks after it are skipped with that reason.
 
-import { HsmError } from '../hsm/errors.js';
+import { DriverClosed, HsmError, TokenUnavailable } from '../hsm/errors.js';
 import type { Check, CheckResult, Outcome, QualifyContext, Verdict } from './types.js';
 import { fail, skip } from './types.js';
 
@@ -37,15 +38,45 @@ export async function runCheck(check: Check, ctx: QualifyContext): Promise<Outco
   }
 }
 
+/**
+ * After a failed check: does the token still answer? Undefined when it does (or failed for some
+ * other reason); the error when it reports itself unavailable, so the run stops asking it.
+ */
+async function tokenLost(ctx: QualifyContext): Promise<string | undefined> {
+  const probe = ctx.driver.randomBytes(1).then(() => undefined, (err: unknown) =>
+    err instanceof TokenUnavailable || err instanceof DriverClosed ? describeError(err) : undefined);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve('the token did not answer a 1-byte C_GenerateRandom within 10 s'), 10_000);
+  });
+  try {
+    return await Promise.race([probe, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export async function runChecks(checks: readonly Check[], ctx: QualifyContext, events: RunnerEvents = {}): Promise<CheckResult[]> {
   const results: CheckResult[] = [];
+  let lostDuring: string | undefined;
   for (const [index, check] of checks.entries()) {
     events.onStart?.(check, index, checks.length);
     const started = performance.now();
-    const outcome = await runCheck(check, ctx);
+    let outcome = lostDuring ? skip(lostDuring) : await runCheck(check, ctx);
+    if (!lostDuring && outcome.status === 'fail') {
+      // A token that stops answering would fail every later check for the same reason: report it
+      // once, at the check where it happened, and skip the rest with that reason.
+      const lost = await tokenLost(ctx);
+      if (lost) {
+        const left = checks.length - index - 1;
+        outcome = { ...outcome, detail: `${outcome.detail}; the token then stopped answering (${lost}): the ${left} checks after this one did not run` };
+        lostDuring = `not run: the token stopped answering during ${check.id} (${lost})`;
+      }
+    }
     const result: CheckResult = {
       id: check.id, phase: check.phase, status: outcome.status, detail: outcome.detail, proves: check.proves, required: check.required,
       durationMs: Math.round(performance.now() - started),
+      ...(outcome.measured && Object.keys(outcome.measured).length ? { measured: outcome.measured } : {}),
     };
     results.push(result);
     events.onResult?.(result, index, checks.length);

@@ -2,6 +2,7 @@
 // Everything here ends up in report.json, so nothing here may ever hold a PIN.
 
 import type { HsmDriver, KeyRef, KeyType } from '../hsm/driver.js';
+import type { Quirks } from '../hsm/pkcs11/profile.js';
 import type { RawToken } from './raw.js';
 
 export type CheckStatus = 'pass' | 'fail' | 'quirk' | 'skip';
@@ -10,7 +11,12 @@ export interface Outcome {
   readonly status: CheckStatus;
   /** One or a few sentences: what was seen, with PKCS#11 return codes where the token gave one. */
   readonly detail: string;
+  /** Native-config quirk settings this check measured; they go into the run's profile.json. */
+  readonly measured?: Partial<Quirks>;
 }
+
+/** The outcome, with the quirk settings it measured attached. */
+export const measuring = (outcome: Outcome, measured: Partial<Quirks>): Outcome => ({ ...outcome, measured });
 
 export const pass = (detail: string): Outcome => ({ status: 'pass', detail });
 export const fail = (detail: string): Outcome => ({ status: 'fail', detail });
@@ -45,6 +51,8 @@ export interface CheckResult {
   readonly proves: string;
   readonly required: boolean;
   readonly durationMs: number;
+  /** Quirk settings the check measured (see Outcome.measured); absent when none. */
+  readonly measured?: Partial<Quirks>;
 }
 
 export interface PerformanceFigure {
@@ -133,8 +141,16 @@ export interface SetupFacts {
   readonly profile?: string;
 }
 
+/** Opens sessions beside the driver's, for the session-limit probe (raw PKCS#11, or the fake's own). */
+export interface SessionProbe {
+  /** One more session, or why the token refused it (e.g. CKR_SESSION_COUNT). */
+  open(): Promise<{ readonly ok: true; close(): void } | { readonly ok: false; readonly why: string }>;
+}
+
 export interface QualifyContext {
   readonly driver: HsmDriver;
+  /** Undefined when neither raw PKCS#11 nor the fake's session model is available. */
+  readonly sessions: SessionProbe | undefined;
   readonly setup: SetupFacts;
   /** Raw PKCS#11 access for probes the driver does not expose; undefined on the fake backend. */
   readonly raw: RawToken | undefined;

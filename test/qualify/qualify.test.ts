@@ -3,13 +3,14 @@
 
 import { vaultProtocolLeg } from '../../src/cli/protocol-leg.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { HsmDriver } from '../../src/hsm/driver.js';
 import { FakeDriver } from '../../src/hsm/fake/driver.js';
 import { Pkcs11Driver } from '../../src/hsm/pkcs11/driver.js';
 import { acquireModule } from '../../src/hsm/pkcs11/module-registry.js';
+import { loadProfileFile } from '../../src/hsm/pkcs11/profile.js';
 import { parseHsmUri, resolvePin, type Pkcs11Uri } from '../../src/hsm/uri.js';
 import { ALL_CHECKS, exitCodeOf, qualify, verdictOf, writeReports, type QualifyRunOptions, type Report } from '../../src/qualify/index.js';
 import { RawToken, findSlot } from '../../src/qualify/raw.js';
@@ -131,7 +132,7 @@ describe.runIf(softHsmUri())('qualify: SoftHSM2', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'hvq-softhsm-'));
     report = await qualify({ hsm: uri, ...fast, destructive: true, soPin: readFileSync(soPinFile, 'utf8'), protocol: vaultProtocolLeg() });
-    writeReports(report, dir);
+    writeReports(report, dir, { profileName: 'softhsm2-ci' });
   }, 60_000);
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -169,11 +170,21 @@ describe.runIf(softHsmUri())('qualify: SoftHSM2', () => {
 
   it('never writes a PIN into any output file', () => {
     const files = readdirSync(dir);
-    expect(files.sort()).toEqual(['report.html', 'report.json', 'report.md']);
+    expect(files.sort()).toEqual(['profile.json', 'report.html', 'report.json', 'report.md']);
     for (const f of files) {
       const text = readFileSync(join(dir, f), 'utf8');
       for (const pin of pins()) expect(text.includes(pin), f).toBe(false);
     }
+  });
+
+  it('writes the quirks it measured as a profile the driver loads', () => {
+    const profile = loadProfileFile(join(dir, 'profile.json'));
+    expect(profile.name).toBe('softhsm2-ci');
+    expect(profile.match).toEqual({ manufacturer: 'SoftHSM project', model: 'SoftHSM v2' });
+    // the same values the shipped softhsm2 profile cites from DESIGN.md, now measured by this run
+    expect(profile.quirks).toEqual({ ecPointEncoding: 'der', ecdhPublicDataEncoding: 'raw' });
+    expect(profile.citations!.map((c) => c.quirk).sort()).toEqual(['ecPointEncoding', 'ecdhPublicDataEncoding']);
+    for (const c of profile.citations!) expect(c.source).toMatch(/^hsm-vault qualify run of .* SoftHSM project SoftHSM v2.*: check ec\./);
   });
 
   it('fails a token that reveals a sensitive value, for exactly that reason', async () => {
@@ -192,6 +203,32 @@ describe.runIf(softHsmUri())('qualify: SoftHSM2', () => {
     expect(plain.checks.find((c) => c.id === 'fault.close-all-sessions')!.detail).toMatch(/needs --destructive/);
     expect(plain.verdict).toBe('qualifies');
   }, 60_000);
+});
+
+describe('qualify: the published reports in docs/qualification', () => {
+  const root = join(import.meta.dirname, '..', '..', 'docs', 'qualification');
+  const published = existsSync(root) ? readdirSync(root, { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name) : [];
+
+  it('include SoftHSM2 2.6.1', () => {
+    expect(published).toContain('softhsm2-2.6.1');
+  });
+
+  for (const name of published) {
+    it(`${name}: the report parses, qualifies, agrees with report.md, and its profile loads`, () => {
+      const report = JSON.parse(readFileSync(join(root, name, 'report.json'), 'utf8')) as Report;
+      expect(report.tool).toBe('hsm-vault qualify');
+      expect(report.verdict, report.reasons.join('\n')).toBe('qualifies');
+      expect(report.token?.backend).toBe('pkcs11');
+      expect(report.checks.filter((c) => c.status === 'fail')).toEqual([]);
+      expect(report.checks.map((c) => c.id)).toEqual([...ALL_CHECKS.map((c) => c.id), 'cleanup.objects', 'cleanup.untouched']);
+      expect(readFileSync(join(root, name, 'report.md'), 'utf8')).toContain('# hsm-vault qualify: QUALIFIES');
+      expect(readFileSync(join(root, name, 'report.html'), 'utf8')).toContain('QUALIFIES');
+      const profile = loadProfileFile(join(root, name, 'profile.json'));
+      expect(profile.name).toBe(name);
+      expect(new Set(profile.citations!.map((c) => c.quirk))).toEqual(new Set(Object.keys(profile.quirks)));
+      expect(report.hsm).not.toMatch(/pin-value=(?!\*\*\*)/);
+    });
+  }
 });
 
 reportMissingSoftHsm();

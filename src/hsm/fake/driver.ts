@@ -15,7 +15,7 @@ import {
   type KeyType, type KeyUsage, type SecurityOfficer, type TokenInfo, type UnwrapSpec,
 } from '../driver.js';
 import {
-  AmbiguousKey, AuthenticationFailed, DriverClosed, InvalidArgument, KeyExists, KeyNotFound, NonExportableKey,
+  AmbiguousKey, AuthenticationFailed, DriverClosed, InvalidArgument, KeyExists, KeyNotFound, MechanismUnsupported, NonExportableKey,
   TokenUnavailable, WrongKeyType,
 } from '../errors.js';
 import { normalizeLowS, validateP256Point } from '../ec-point.js';
@@ -23,6 +23,7 @@ import { checkData, checkRandomLength, checkSpec, requireType } from '../validat
 import { KCV_GCM_IV, KCV_INPUT, aesKeyWrapPad, checkUnwrapPublicKey, kcvOf, keyPairKcv, softwareKcv } from '../kcv.js';
 import type { FakeUri } from '../uri.js';
 import { VAULT_MECHANISMS, MECHANISM_NAMES } from '../pkcs11/constants.js';
+import { checkFakeCapabilities, type FakeCapabilities } from './capabilities.js';
 import { FaultInjector } from './faults.js';
 import { loadFakeKeys, saveFakeKeys, type StoredFakeKey } from './persistence.js';
 
@@ -34,7 +35,17 @@ export interface FakeDriverOptions {
    * CKR_KEY_NOT_WRAPPABLE even under a trusted key), so that ceremonies meet the same limit here.
    */
   readonly wrapsEd25519?: boolean;
+  /** Deficiencies to pose with (see capabilities.ts); default none. */
+  readonly capabilities?: FakeCapabilities;
 }
+
+/** A session opened beside the driver's own (`openSession`), for session-limit probes. */
+export interface FakeSession {
+  readonly handle: number;
+}
+
+/** Sessions the fake counts as the driver's: its own and one operation session (poolSize 1). */
+const DRIVER_SESSIONS = 2;
 
 interface FakeKey {
   readonly ref: KeyRef;
@@ -45,6 +56,8 @@ interface FakeKey {
   /** A trusted transport key (made by the security officer; a session object). */
   readonly trusted: boolean;
   readonly publicKey?: Uint8Array;
+  /** Protection a leaky token let a caller weaken (only with the `leaky` capability). */
+  weakened?: { extractable: boolean; sensitive: boolean };
   ecdh?: ECDH;
   edKey?: KeyObject;
 }
@@ -81,6 +94,8 @@ export class FakeDriver implements HsmDriver {
   private readonly publicOnly: Array<{ readonly ref: KeyRef; readonly publicKey: Uint8Array }> = [];
   private closed = false;
   private tokenCalls = 0;
+  private readonly openSessions = new Set<number>();
+  private nextSession = 1;
 
   get stats(): DriverStats {
     return { tokenCalls: this.tokenCalls, recoveries: this.faults.recoveries };
@@ -90,10 +105,12 @@ export class FakeDriver implements HsmDriver {
     private readonly label: string,
     private readonly path: string | undefined,
     private readonly wrapsEd25519: boolean,
+    private readonly caps: FakeCapabilities,
   ) {}
 
   static async open(uri: FakeUri = { scheme: 'fake' }, options: FakeDriverOptions = {}): Promise<FakeDriver> {
-    const driver = new FakeDriver(uri.label ?? 'fake', uri.path, options.wrapsEd25519 === true);
+    const caps = checkFakeCapabilities(options.capabilities ?? {});
+    const driver = new FakeDriver(uri.label ?? 'fake', uri.path, options.wrapsEd25519 === true, caps);
     if (uri.path) {
       const warn = options.onInsecure ?? ((m: string) => process.emitWarning(m, { code: 'HSM_VAULT_INSECURE_FAKE' }));
       warn(`INSECURE: the fake HSM backend stores key material in the clear in ${uri.path}; development only`);
@@ -120,11 +137,39 @@ export class FakeDriver implements HsmDriver {
   private async guarded<T>(what: string, body: () => T): Promise<T> {
     if (this.closed) throw new DriverClosed();
     this.tokenCalls++;
+    if (this.caps.failAfter !== undefined && this.tokenCalls > this.caps.failAfter) {
+      throw new TokenUnavailable(`${what}: the token stopped answering after ${this.caps.failAfter} operations (fake fail-after)`);
+    }
     if (this.faults.check() === 'session-lost') {
       this.faults.recoveries++;
       if (this.faults.check() === 'session-lost') throw new TokenUnavailable(`${what}: token unavailable after one recovery`);
     }
     return body();
+  }
+
+  /** MechanismUnsupported when the fake poses as a token without `mechanism`. */
+  private need(mechanism: string, what: string): void {
+    if (this.caps.missing?.includes(mechanism)) throw new MechanismUnsupported(`${what}: the token does not support ${mechanism} (CKR_MECHANISM_INVALID)`);
+  }
+
+  /**
+   * Opens a session beside the driver's own, as a session-limit probe does; TokenUnavailable
+   * (CKR_SESSION_COUNT) once the `maxSessions` capability is reached. Close it with `closeSession`.
+   */
+  async openSession(): Promise<FakeSession> {
+    return this.guarded('open session', () => {
+      const cap = this.caps.maxSessions;
+      if (cap !== undefined && DRIVER_SESSIONS + this.openSessions.size >= cap) {
+        throw new TokenUnavailable(`open session: CKR_SESSION_COUNT (the token opens at most ${cap} sessions)`);
+      }
+      const handle = this.nextSession++;
+      this.openSessions.add(handle);
+      return { handle };
+    });
+  }
+
+  async closeSession(session: FakeSession): Promise<void> {
+    this.openSessions.delete(session.handle);
   }
 
   private lookup(label: string | undefined, id: Uint8Array | undefined): FakeKey[] {
@@ -163,10 +208,13 @@ export class FakeDriver implements HsmDriver {
       firmwareVersion: '0.0',
       hardwareVersion: '0.0',
       library: { description: 'hsm-vault fake backend', manufacturer: 'hsm-vault', version: '0.1', path: this.path ?? 'memory' },
-      maxSessionCount: null,
-      sessionCount: null,
-      poolSize: 1,
-      mechanisms: VAULT_MECHANISMS.map(({ mechanism, purpose }) => ({ name: MECHANISM_NAMES[mechanism]!, purpose, present: true })),
+      maxSessionCount: this.caps.maxSessions ?? null,
+      sessionCount: this.caps.maxSessions !== undefined ? DRIVER_SESSIONS + this.openSessions.size : null,
+      poolSize: DRIVER_SESSIONS - 1,
+      mechanisms: VAULT_MECHANISMS.map(({ mechanism, purpose }) => {
+        const name = MECHANISM_NAMES[mechanism]!;
+        return { name, purpose, present: !this.caps.missing?.includes(name) };
+      }),
       quirks: this.path ? ['persistent-in-the-clear'] : [],
       insecure: true,
     }));
@@ -174,7 +222,10 @@ export class FakeDriver implements HsmDriver {
 
   async generateKey(spec: KeySpec): Promise<KeyRef> {
     checkSpec(spec);
-    return this.guarded(`generate key "${spec.label}"`, () => this.add(spec, freshKeyValue(spec.type), true, { transportable: spec.transportable === true }));
+    return this.guarded(`generate key "${spec.label}"`, () => {
+      this.need(GEN_MECHANISM[spec.type], `generate key "${spec.label}"`);
+      return this.add(spec, freshKeyValue(spec.type), true, { transportable: spec.transportable === true });
+    });
   }
 
   async importKey(spec: KeySpec, material: KeyMaterial): Promise<KeyRef> {
@@ -220,6 +271,7 @@ export class FakeDriver implements HsmDriver {
     requireType(ref, ['ec-p256-derive'], 'ecdh');
     const point = validateP256Point(peerPoint);
     return this.guarded(`ECDH with "${ref.label}"`, () => {
+      this.need('CKM_ECDH1_DERIVE', `ECDH with "${ref.label}"`);
       const key = this.resolve(ref);
       if (!key.ecdh) {
         key.ecdh = createECDH('prime256v1');
@@ -234,6 +286,7 @@ export class FakeDriver implements HsmDriver {
     checkData(data, 'data to sign');
     if (ref.type === 'ec-p256-sign' && data.length !== 32) throw new InvalidArgument('ECDSA signs a 32-byte SHA-256 digest');
     return this.guarded(`sign with "${ref.label}"`, () => {
+      this.need(ref.type === 'ed25519' ? 'CKM_EDDSA' : 'CKM_ECDSA', `sign with "${ref.label}"`);
       const key = this.resolve(ref);
       if (ref.type === 'ed25519') {
         key.edKey ??= createPrivateKey({ key: Buffer.concat([ED25519_PKCS8_PREFIX, key.value]), format: 'der', type: 'pkcs8' });
@@ -246,7 +299,10 @@ export class FakeDriver implements HsmDriver {
   async hmacSha256(ref: KeyRef, data: Uint8Array): Promise<Uint8Array> {
     requireType(ref, ['hmac-sha256'], 'hmacSha256');
     checkData(data, 'HMAC input');
-    return this.guarded(`HMAC with "${ref.label}"`, () => new Uint8Array(createHmac('sha256', this.resolve(ref).value).update(data).digest()));
+    return this.guarded(`HMAC with "${ref.label}"`, () => {
+      this.need('CKM_SHA256_HMAC', `HMAC with "${ref.label}"`);
+      return new Uint8Array(createHmac('sha256', this.resolve(ref).value).update(data).digest());
+    });
   }
 
   async sealAesGcm(ref: KeyRef, plaintext: Uint8Array, aad: Uint8Array): Promise<GcmSealed> {
@@ -254,8 +310,11 @@ export class FakeDriver implements HsmDriver {
     checkData(plaintext, 'plaintext');
     checkData(aad, 'AAD');
     return this.guarded(`seal with "${ref.label}"`, () => {
+      this.need('CKM_AES_GCM', `seal with "${ref.label}"`);
       const iv = randomBytes(12);
-      const cipher = createCipheriv('aes-256-gcm', this.resolve(ref).value, iv);
+      // A token that writes its own IV encrypts under that one; the caller keeps the IV it passed.
+      const used = this.caps.gcmIv === 'token' ? randomBytes(12) : iv;
+      const cipher = createCipheriv('aes-256-gcm', this.resolve(ref).value, used);
       cipher.setAAD(aad);
       const ct = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
       return { iv: new Uint8Array(iv), ciphertext: new Uint8Array(ct) };
@@ -269,6 +328,7 @@ export class FakeDriver implements HsmDriver {
     if (!(sealed.iv instanceof Uint8Array) || sealed.iv.length !== 12) throw new InvalidArgument('GCM IV must be 12 bytes');
     if (sealed.ciphertext.length < 16) throw new InvalidArgument('GCM ciphertext is shorter than its tag');
     return this.guarded(`open with "${ref.label}"`, () => {
+      this.need('CKM_AES_GCM', `open with "${ref.label}"`);
       const ct = sealed.ciphertext;
       const decipher = createDecipheriv('aes-256-gcm', this.resolve(ref).value, sealed.iv);
       decipher.setAAD(aad);
@@ -288,14 +348,20 @@ export class FakeDriver implements HsmDriver {
 
   async exportKeyValue(ref: KeyRef): Promise<Uint8Array> {
     return this.guarded(`export "${ref.label}"`, () => {
-      this.resolve(ref);
+      const key = this.resolve(ref);
+      if (this.caps.leaky) return new Uint8Array(key.value);
       throw new NonExportableKey(`export "${ref.label}": the token refuses to reveal the key`);
     });
   }
 
   async updateKeyAttributes(ref: KeyRef, change: AttributeChange): Promise<void> {
     await this.guarded(`change attributes of "${ref.label}"`, () => {
-      this.resolve(ref);
+      const key = this.resolve(ref);
+      if (this.caps.leaky) {
+        const now = key.weakened ?? { extractable: key.transportable, sensitive: true };
+        key.weakened = { extractable: change.extractable ?? now.extractable, sensitive: change.sensitive ?? now.sensitive };
+        return;
+      }
       // Like PKCS#11: EXTRACTABLE can only go true->false, SENSITIVE only false->true.
       if (change.extractable === true || change.sensitive === false) {
         throw new NonExportableKey(`change attributes of "${ref.label}": the token refuses to weaken the key's protection`);
@@ -306,9 +372,10 @@ export class FakeDriver implements HsmDriver {
   async wrapKey(wrappingKey: KeyRef, ref: KeyRef): Promise<Uint8Array> {
     requireType(wrappingKey, ['aes-256-wrap'], 'wrapKey');
     return this.guarded(`wrap "${ref.label}"`, () => {
+      this.need('CKM_AES_KEY_WRAP_PAD', `wrap "${ref.label}"`);
       const wrapping = this.resolve(wrappingKey);
       const key = this.resolve(ref);
-      const refuse = !key.transportable || !wrapping.trusted || (key.ref.type === 'ed25519' && !this.wrapsEd25519);
+      const refuse = this.caps.leaky ? false : !key.transportable || !wrapping.trusted || (key.ref.type === 'ed25519' && !this.wrapsEd25519);
       if (refuse) throw new NonExportableKey(`wrap "${ref.label}": the token refuses to wrap the key`);
       return aesKeyWrapPad(wrapping.value, Buffer.concat([Buffer.from([KEY_TYPE_CODE[key.ref.type]]), key.value]));
     });
@@ -321,6 +388,7 @@ export class FakeDriver implements HsmDriver {
     checkData(wrapped, 'wrapped key', 4096);
     checkUnwrapPublicKey(spec.type, spec.publicKey);
     return this.guarded(`unwrap "${spec.label}"`, () => {
+      this.need('CKM_AES_KEY_WRAP_PAD', `unwrap "${spec.label}"`);
       const wrapping = this.resolve(wrappingKey);
       let plain: Buffer;
       try {
@@ -395,15 +463,16 @@ const KEY_TYPE_CODE: Record<KeyType, number> = { 'ec-p256-derive': 1, 'ec-p256-s
 const KWP_IV = Buffer.from('a65959a6', 'hex');
 
 function evidence(k: FakeKey): KeyAttributes {
+  const weakened = k.weakened;
   return {
     label: k.ref.label,
     id: hex(k.ref.id),
     type: k.ref.type,
     local: k.local,
-    sensitive: true,
-    alwaysSensitive: k.local,
-    extractable: k.transportable,
-    neverExtractable: k.local && !k.transportable,
+    sensitive: weakened?.sensitive ?? true,
+    alwaysSensitive: k.local && (weakened?.sensitive ?? true),
+    extractable: weakened?.extractable ?? k.transportable,
+    neverExtractable: k.local && !k.transportable && !(weakened?.extractable ?? false),
     wrapWithTrusted: k.transportable,
     trusted: k.trusted,
     keyGenMechanism: k.local ? GEN_MECHANISM[k.ref.type] : null,

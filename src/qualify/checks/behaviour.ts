@@ -3,11 +3,11 @@
 
 import { createDecipheriv, randomBytes } from 'node:crypto';
 import { p256 } from '@noble/curves/nist.js';
-import { InvalidPoint } from '../../hsm/errors.js';
+import { InvalidPoint, MechanismUnsupported } from '../../hsm/errors.js';
 import { derWrapOctetString } from '../../hsm/ec-point.js';
 import * as C from '../../hsm/pkcs11/constants.js';
 import { aesSessionValue, attempt, bool, type Mechanism, deriveEcdh, ecdhSessionPair, readableSecretTemplate } from '../raw.js';
-import { fail, pass, quirk, skip, type Check } from '../types.js';
+import { fail, measuring, pass, quirk, skip, type Check, type Outcome, type QualifyContext } from '../types.js';
 import { same } from './util.js';
 
 function invalidPoints(valid: Uint8Array): Array<{ name: string; point: Uint8Array }> {
@@ -20,6 +20,32 @@ function invalidPoints(valid: Uint8Array): Array<{ name: string; point: Uint8Arr
     { name: 'all-zero point', point: Uint8Array.from([4, ...new Uint8Array(64)]) },
     { name: 'x = p (non-canonical)', point: Uint8Array.from([4, ...p, ...valid.subarray(33)]) },
   ];
+}
+
+const OWN_IV = 'the token ignored the caller\'s IV and used its own (profile quirk gcmIvFromToken, not yet supported by the driver: it refuses to seal on such a token)';
+
+/**
+ * Driver level, on any backend: seal with an imported key and decrypt in software with the IV the
+ * seal returned. A token that writes its own IV makes that fail. Undefined when the IV held.
+ */
+async function driverGcmIv(ctx: QualifyContext): Promise<Outcome | undefined> {
+  const secret = randomBytes(32);
+  const key = await ctx.driver.importKey({ label: ctx.label('gcm-iv-probe'), type: 'aes-256' }, { type: 'aes-256', secret });
+  ctx.track(key);
+  const plaintext = randomBytes(40);
+  const aad = Buffer.from('aad');
+  const sealed = await ctx.driver.sealAesGcm(key, plaintext, aad);
+  const again = await ctx.driver.sealAesGcm(key, plaintext, aad);
+  if (same(sealed.iv, again.iv)) return fail('two seals returned the SAME IV: GCM with a repeated IV leaks the authentication key');
+  try {
+    const d = createDecipheriv('aes-256-gcm', secret, sealed.iv);
+    d.setAAD(aad);
+    d.setAuthTag(sealed.ciphertext.subarray(-16));
+    if (same(Buffer.concat([d.update(sealed.ciphertext.subarray(0, -16)), d.final()]), plaintext)) return undefined;
+  } catch {
+    // authentication failed: the ciphertext is not under the returned IV
+  }
+  return measuring(quirk(`driver level: software cannot decrypt a seal with the IV the seal returned: ${OWN_IV}`), { gcmIvFromToken: true });
 }
 
 export const behaviourChecks: Check[] = [
@@ -43,7 +69,9 @@ export const behaviourChecks: Check[] = [
         return `unexpected ${v.value.length}-byte value`;
       });
       if (point.length !== 65) return fail(`driver decoded a ${point.length}-byte point`);
-      return pass(`CKA_EC_POINT is ${form}; the driver decodes it`);
+      const encoding = form.startsWith('DER') ? 'der' : form.startsWith('raw') ? 'raw' : undefined;
+      const outcome = pass(`CKA_EC_POINT is ${form}; the driver decodes it`);
+      return encoding ? measuring(outcome, { ecPointEncoding: encoding }) : outcome;
     },
   },
   {
@@ -77,8 +105,8 @@ export const behaviourChecks: Check[] = [
         const rawOk = results[0]!.ok;
         const derOk = results[1]!.ok;
         if (!rawOk && !derOk) return fail(`neither raw nor DER peer points accepted: ${text}`);
-        if (!rawOk) return quirk(`${text} — set the profile quirk ecdhPublicDataEncoding=der`);
-        return pass(text);
+        if (!rawOk) return measuring(quirk(`${text} — set the profile quirk ecdhPublicDataEncoding=der`), { ecdhPublicDataEncoding: 'der' });
+        return measuring(pass(text), { ecdhPublicDataEncoding: 'raw' });
       });
     },
   },
@@ -166,9 +194,18 @@ export const behaviourChecks: Check[] = [
     phase: 'behaviour',
     proves: 'AES-GCM honours the caller\'s 12-byte IV (software decrypts with it); whether the token also accepts an empty IV',
     required: true,
-    raw: true,
     async run(ctx) {
-      const raw = ctx.raw!;
+      let refused = '';
+      const driverLevel = await driverGcmIv(ctx).catch((err: unknown) => {
+        // The driver refuses to seal (no CKM_AES_GCM, or a profile says the token writes its own IV).
+        if (err instanceof MechanismUnsupported) refused = err.message;
+        else throw err;
+        return undefined;
+      });
+      if (driverLevel) return driverLevel;
+      if (refused && !ctx.raw) return skip(`the driver does not seal on this token (${refused}), and raw PKCS#11 is not available to probe the IV`);
+      if (!ctx.raw) return pass('driver level: fresh IVs, and software decrypts each seal with the IV it returned; the empty-IV probe needs raw PKCS#11 (fake backend)');
+      const raw = ctx.raw;
       return raw.withSession((s) => {
         const secret = randomBytes(32);
         const key = raw.pkcs11.C_CreateObject(s, aesSessionValue(ctx.label('gcm-probe'), secret, [
@@ -183,7 +220,7 @@ export const behaviourChecks: Check[] = [
         });
         const iv = randomBytes(12);
         const sealed = seal(iv, 96);
-        if (!sealed.ok) return quirk(`the token refuses a caller-chosen IV (${sealed.ckr}): it writes its own (profile quirk gcmIvFromToken, not yet supported by the driver)`);
+        if (!sealed.ok) return measuring(quirk(`the token refuses a caller-chosen IV (${sealed.ckr}): it writes its own (profile quirk gcmIvFromToken, not yet supported by the driver)`), { gcmIvFromToken: true });
         let honoured = false;
         try {
           const d = createDecipheriv('aes-256-gcm', secret, iv);
@@ -193,7 +230,7 @@ export const behaviourChecks: Check[] = [
         } catch {
           honoured = false;
         }
-        if (!honoured) return quirk('the token ignored the caller\'s IV and used its own (profile quirk gcmIvFromToken, not yet supported by the driver)');
+        if (!honoured) return measuring(quirk(OWN_IV), { gcmIvFromToken: true });
         const empty = seal(Buffer.alloc(1).subarray(0, 0), 0);
         if (empty.ok) return quirk('caller\'s IV honoured; the token also ACCEPTS AN EMPTY IV (the driver always passes a fresh 12-byte IV, so the vault is not affected)');
         return pass(`caller's 12-byte IV honoured; empty IV refused (${empty.ckr})`);

@@ -4,10 +4,10 @@
 import * as C from '../../hsm/pkcs11/constants.js';
 import {
   CKF_LOGIN_REQUIRED, CKF_TOKEN_INITIALIZED, CKF_USER_PIN_COUNT_LOW, CKF_USER_PIN_FINAL_TRY, CKF_USER_PIN_INITIALIZED,
-  CKF_USER_PIN_LOCKED, CKS_RW_USER_FUNCTIONS, attempt, type Handle,
+  CKF_USER_PIN_LOCKED, CKS_RW_USER_FUNCTIONS,
 } from '../raw.js';
-import { fail, pass, quirk, skip, type Check } from '../types.js';
-import { firstFew, mixedLoad, workload } from './util.js';
+import { fail, measuring, pass, quirk, skip, type Check } from '../types.js';
+import { firstFew, leftOut, mixedLoad, workload } from './util.js';
 
 const trim = (s: string): string => s.replace(/[\s\0]+$/, '');
 
@@ -91,32 +91,33 @@ export const moduleChecks: Check[] = [
     phase: 'module',
     proves: 'how many sessions the token really opens beside the driver\'s (bounded probe; every probe session is closed again)',
     required: true,
-    raw: true,
     timeoutMs: 60_000,
     async run(ctx) {
-      const raw = ctx.raw!;
+      const probe = ctx.sessions;
+      if (!probe) return skip('raw PKCS#11 access is not available to open probe sessions');
       const bound = ctx.options.maxSessionsProbe;
-      const opened: Handle[] = [];
+      const opened: Array<() => void> = [];
       let stop = '';
       try {
         while (opened.length < bound) {
-          const a = attempt(() => raw.openSession());
+          const a = await probe.open();
           if (!a.ok) {
-            stop = a.ckr;
+            stop = a.why;
             break;
           }
-          opened.push(a.value);
+          opened.push(() => a.close());
         }
       } finally {
-        for (const s of opened) raw.closeSession(s);
+        for (const close of opened) close();
       }
       const info = await ctx.driver.info();
       const claimed = info.maxSessionCount;
       const pool = info.poolSize + 1; // worker sessions + the driver's own
       const summary = `opened ${opened.length}${stop ? ` (then ${stop})` : ` (probe bound ${bound})`} beside the driver's ${pool}; token claims ${claimed ?? 'no limit'}; all probe sessions closed`;
       if (opened.length < 2) return fail(`${summary}: the vault needs at least two more sessions for recovery and ceremonies`);
-      if (stop && claimed !== null && opened.length + pool < claimed) return quirk(`${summary}: fewer than the token claims — set the profile quirk maxSessions`);
-      if (stop) return quirk(`${summary}: size the driver pool (x-pool-size) below this limit`);
+      const cap = { maxSessions: opened.length + pool };
+      if (stop && claimed !== null && opened.length + pool < claimed) return measuring(quirk(`${summary}: fewer than the token claims — set the profile quirk maxSessions=${cap.maxSessions}`), cap);
+      if (stop) return measuring(quirk(`${summary}: at most ${cap.maxSessions} sessions in all (profile quirk maxSessions); size the driver pool (x-pool-size) below this limit`), cap);
       return pass(summary);
     },
   },
@@ -133,7 +134,7 @@ export const moduleChecks: Check[] = [
       const r = await mixedLoad(ctx.driver, w, count, inFlight);
       if (r.wrong.length) return fail(`${r.wrong.length}/${count} concurrent results were WRONG: ${firstFew(r.wrong)}`);
       if (r.errors.length) return fail(`${r.errors.length}/${count} concurrent calls failed: ${firstFew(r.errors)}`);
-      return pass(`${count} mixed operations, ${inFlight} in flight, all correct`);
+      return pass(`${count} mixed operations, ${inFlight} in flight, all correct${leftOut(w.unusable)}`);
     },
   },
 ];

@@ -4,8 +4,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { p256 } from '@noble/curves/nist.js';
 import { fail, pass, skip, type Check, type QualifyContext } from '../types.js';
-import { importedHmac } from './util.js';
-import { protocolSession } from './protocol.js';
+import { importedHmac, unusableOperations, type OperationKind } from './util.js';
+import { protocolBlocked, protocolSession } from './protocol.js';
 
 /** Operations per second of `op` with `inFlight` calls outstanding, for about `ms` milliseconds. */
 export async function measure(op: () => Promise<unknown>, ms: number, inFlight: number, signal: AbortSignal): Promise<number> {
@@ -27,9 +27,9 @@ export const fmtRate = (n: number): string => (n >= 10_000 ? `${(n / 1000).toFix
 
 type Op = (ctx: QualifyContext) => Promise<() => Promise<unknown>>;
 
-const OPERATIONS: ReadonlyArray<{ id: string; name: string; op: Op }> = [
+const OPERATIONS: ReadonlyArray<{ id: string; name: string; kind?: OperationKind; op: Op }> = [
   {
-    id: 'perf.ecdh', name: 'ECDH P-256',
+    id: 'perf.ecdh', name: 'ECDH P-256', kind: 'ecdh',
     op: async (ctx) => {
       const key = await ctx.key('ec-p256-derive');
       const peer = p256.getPublicKey(p256.utils.randomSecretKey(), false);
@@ -37,7 +37,7 @@ const OPERATIONS: ReadonlyArray<{ id: string; name: string; op: Op }> = [
     },
   },
   {
-    id: 'perf.ecdsa', name: 'ECDSA P-256',
+    id: 'perf.ecdsa', name: 'ECDSA P-256', kind: 'ecdsa',
     op: async (ctx) => {
       const key = await ctx.key('ec-p256-sign');
       const digest = createHash('sha256').update('qualify').digest();
@@ -45,7 +45,7 @@ const OPERATIONS: ReadonlyArray<{ id: string; name: string; op: Op }> = [
     },
   },
   {
-    id: 'perf.ed25519', name: 'Ed25519 sign',
+    id: 'perf.ed25519', name: 'Ed25519 sign', kind: 'ed25519',
     op: async (ctx) => {
       const key = await ctx.key('ed25519');
       const message = randomBytes(64);
@@ -53,7 +53,7 @@ const OPERATIONS: ReadonlyArray<{ id: string; name: string; op: Op }> = [
     },
   },
   {
-    id: 'perf.hmac', name: 'HMAC-SHA256',
+    id: 'perf.hmac', name: 'HMAC-SHA256', kind: 'hmac',
     op: async (ctx) => {
       const { key } = await importedHmac(ctx);
       const data = randomBytes(64);
@@ -61,7 +61,7 @@ const OPERATIONS: ReadonlyArray<{ id: string; name: string; op: Op }> = [
     },
   },
   {
-    id: 'perf.gcm-seal', name: 'AES-GCM seal',
+    id: 'perf.gcm-seal', name: 'AES-GCM seal', kind: 'gcm',
     op: async (ctx) => {
       const key = await ctx.key('aes-256');
       const record = randomBytes(256);
@@ -70,7 +70,7 @@ const OPERATIONS: ReadonlyArray<{ id: string; name: string; op: Op }> = [
     },
   },
   {
-    id: 'perf.gcm-open', name: 'AES-GCM open',
+    id: 'perf.gcm-open', name: 'AES-GCM open', kind: 'gcm',
     op: async (ctx) => {
       const key = await ctx.key('aes-256');
       const aad = Buffer.from('user|v1');
@@ -87,13 +87,15 @@ const OPERATIONS: ReadonlyArray<{ id: string; name: string; op: Op }> = [
 ];
 
 export const performanceChecks: Check[] = [
-  ...OPERATIONS.map(({ id, name, op }): Check => ({
+  ...OPERATIONS.map(({ id, name, kind, op }): Check => ({
     id,
     phase: 'performance',
     proves: `${name} throughput, one call in flight and several`,
     required: false,
     timeoutMs: 30_000,
     async run(ctx) {
+      const unusable = kind ? (await unusableOperations(ctx)).get(kind) : undefined;
+      if (unusable) return skip(`not measured: ${unusable}`);
       const call = await op(ctx);
       await call(); // warm-up (key lookup, session copies)
       const single = await measure(call, ctx.options.perfMs, 1, ctx.signal);
@@ -110,7 +112,9 @@ export const performanceChecks: Check[] = [
     required: false,
     timeoutMs: 60_000,
     async run(ctx) {
-      if (ctx.protocol.unavailable || !ctx.protocol.loginsPerSecond) return skip(ctx.protocol.unavailable ?? 'the protocol leg does not measure logins');
+      const blocked = await protocolBlocked(ctx);
+      if (blocked) return blocked;
+      if (!ctx.protocol.loginsPerSecond) return skip('the protocol leg does not measure logins');
       const rate = await ctx.protocol.loginsPerSecond(protocolSession(ctx), ctx.options.perfMs);
       ctx.recordPerformance({ operation: 'OPAQUE login', single: Math.round(rate), concurrent: Math.round(rate), concurrency: 1 });
       return pass(`${fmtRate(rate)} logins/s`);

@@ -71,7 +71,10 @@ export const protectionChecks: Check[] = [
       const holes: string[] = [];
       const silent: string[] = [];
       for (const type of PROTECTED_TYPES) {
-        const key = await ctx.key(type);
+        // Keys of its own: on a token that lets the change through, the shared keys other checks
+        // use must stay as they were, so each deficiency shows in the check that looks for it.
+        const key = await ctx.driver.generateKey({ label: ctx.label(`weaken-${type}`), type });
+        ctx.track(key);
         const tries = [
           { change: { extractable: true }, name: 'EXTRACTABLE→true' },
           { change: { sensitive: false }, name: 'SENSITIVE→false' },

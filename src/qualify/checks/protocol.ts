@@ -1,7 +1,8 @@
 // The protocol leg: an OPAQUE login through the token and a register/recover through the vault
 // layer. Those layers plug in through `ProtocolLeg`; this build has none, so both checks skip.
 
-import { skip, type Check, type ProtocolLeg, type ProtocolSession, type QualifyContext } from '../types.js';
+import { skip, type Check, type Outcome, type ProtocolLeg, type ProtocolSession, type QualifyContext } from '../types.js';
+import { leftOut, unusableOperations } from './util.js';
 
 export const PROTOCOL_UNAVAILABLE = 'protocol layer not available in this build';
 
@@ -19,6 +20,17 @@ export function protocolSession(ctx: QualifyContext): ProtocolSession {
   return { driver: ctx.driver, label: (name) => ctx.label(name), signal: ctx.signal };
 }
 
+/**
+ * The vault layer needs every operation: on a token that cannot do one, the check that diagnoses
+ * it fails, and the protocol leg is skipped with that reason rather than failing for it again.
+ */
+export async function protocolBlocked(ctx: QualifyContext): Promise<Outcome | undefined> {
+  if (ctx.protocol.unavailable) return skip(ctx.protocol.unavailable);
+  const unusable = await unusableOperations(ctx);
+  if (unusable.size) return skip(`not run: the vault layer needs every operation${leftOut(unusable).replace('; left out', ', and this token lacks')}`);
+  return undefined;
+}
+
 export const protocolChecks: Check[] = [
   {
     id: 'protocol.opaque-login',
@@ -27,8 +39,7 @@ export const protocolChecks: Check[] = [
     required: false,
     timeoutMs: 60_000,
     async run(ctx) {
-      if (ctx.protocol.unavailable) return skip(ctx.protocol.unavailable);
-      return ctx.protocol.opaqueLogin(protocolSession(ctx));
+      return (await protocolBlocked(ctx)) ?? ctx.protocol.opaqueLogin(protocolSession(ctx));
     },
   },
   {
@@ -38,8 +49,7 @@ export const protocolChecks: Check[] = [
     required: false,
     timeoutMs: 60_000,
     async run(ctx) {
-      if (ctx.protocol.unavailable) return skip(ctx.protocol.unavailable);
-      return ctx.protocol.registerRecover(protocolSession(ctx));
+      return (await protocolBlocked(ctx)) ?? ctx.protocol.registerRecover(protocolSession(ctx));
     },
   },
 ];

@@ -28,27 +28,92 @@ export async function refusal(p: Promise<unknown>): Promise<{ refused: boolean; 
   }
 }
 
+/** The operations of the mixed workload and of the throughput measurements. */
+export type OperationKind = 'ecdh' | 'ecdsa' | 'ed25519' | 'hmac' | 'gcm';
+
+export const OPERATION_KINDS: readonly OperationKind[] = ['ecdh', 'ecdsa', 'ed25519', 'hmac', 'gcm'];
+
+const NEEDS: Record<OperationKind, readonly string[]> = {
+  ecdh: ['CKM_EC_KEY_PAIR_GEN', 'CKM_ECDH1_DERIVE'],
+  ecdsa: ['CKM_EC_KEY_PAIR_GEN', 'CKM_ECDSA'],
+  ed25519: ['CKM_EC_EDWARDS_KEY_PAIR_GEN', 'CKM_EDDSA'],
+  hmac: ['CKM_SHA256_HMAC'],
+  gcm: ['CKM_AES_KEY_GEN', 'CKM_AES_GCM'],
+};
+
+/**
+ * Operations the token cannot do at all, each with the reason and the check that reports it.
+ * Load, fault and throughput checks leave these out, so that a missing mechanism or a token that
+ * writes its own GCM IV fails the check that diagnoses it, not every check that happens to use it.
+ */
+export function unusableOperations(ctx: QualifyContext): Promise<ReadonlyMap<OperationKind, string>> {
+  return ctx.shared('unusable-operations', async () => {
+    const info = await ctx.driver.info();
+    const absent = new Set(info.mechanisms.filter((m) => !m.present).map((m) => m.name));
+    const out = new Map<OperationKind, string>();
+    for (const kind of OPERATION_KINDS) {
+      const missing = NEEDS[kind].filter((m) => absent.has(m));
+      if (missing.length) out.set(kind, `${missing.join(', ')} missing (see mech.list)`);
+    }
+    if (!out.has('gcm')) {
+      const aes = await ctx.key('aes-256');
+      const data = randomBytes(16);
+      const why = await ctx.driver.sealAesGcm(aes, data, data)
+        .then((sealed) => ctx.driver.openAesGcm(aes, sealed, data))
+        .then((opened) => (same(opened, data) ? undefined : 'a sealed record opens to different bytes'), (err: unknown) => `${(err as Error).name}: ${(err as Error).message}`);
+      if (why) out.set('gcm', `AES-GCM round trip fails (${why}; see mech.aes-gcm and gcm.iv)`);
+    }
+    return out;
+  });
+}
+
+/** "; left out: …" for check details, or "" when every operation ran. */
+export function leftOut(unusable: ReadonlyMap<OperationKind, string>): string {
+  return unusable.size ? `; left out: ${[...unusable].map(([k, why]) => `${k} (${why})`).join(', ')}` : '';
+}
+
 export interface Workload {
-  derive: KeyRef; derivePoint: Uint8Array;
-  signer: KeyRef; signerKey: KeyObject;
-  ed: KeyRef; edKey: KeyObject;
-  mac: KeyRef; macSecret: Uint8Array;
-  aes: KeyRef;
+  /** The operations this token can do; the mixed load cycles through them. */
+  kinds: readonly OperationKind[];
+  unusable: ReadonlyMap<OperationKind, string>;
+  derive?: { key: KeyRef; point: Uint8Array };
+  signer?: { key: KeyRef; spki: KeyObject };
+  ed?: { key: KeyRef; spki: KeyObject };
+  mac?: { key: KeyRef; secret: Uint8Array };
+  aes?: KeyRef;
 }
 
 export async function workload(ctx: QualifyContext): Promise<Workload> {
-  const derive = await ctx.key('ec-p256-derive');
-  const signer = await ctx.key('ec-p256-sign');
-  const ed = await ctx.key('ed25519');
-  const aes = await ctx.key('aes-256');
-  const mac = await importedHmac(ctx);
-  return {
-    derive, derivePoint: await ctx.driver.publicKey(derive),
-    signer, signerKey: p256Spki(await ctx.driver.publicKey(signer)),
-    ed, edKey: ed25519Spki(await ctx.driver.publicKey(ed)),
-    mac: mac.key, macSecret: mac.secret,
-    aes,
-  };
+  const unusable = await unusableOperations(ctx);
+  const kinds = OPERATION_KINDS.filter((k) => !unusable.has(k));
+  if (kinds.length === 0) throw new Error(`no operation of the workload works on this token${leftOut(unusable)}`);
+  const w: Workload = { kinds, unusable };
+  for (const kind of kinds) {
+    switch (kind) {
+      case 'ecdh': {
+        const key = await ctx.key('ec-p256-derive');
+        w.derive = { key, point: await ctx.driver.publicKey(key) };
+        break;
+      }
+      case 'ecdsa': {
+        const key = await ctx.key('ec-p256-sign');
+        w.signer = { key, spki: p256Spki(await ctx.driver.publicKey(key)) };
+        break;
+      }
+      case 'ed25519': {
+        const key = await ctx.key('ed25519');
+        w.ed = { key, spki: ed25519Spki(await ctx.driver.publicKey(key)) };
+        break;
+      }
+      case 'hmac':
+        w.mac = await importedHmac(ctx);
+        break;
+      case 'gcm':
+        w.aes = await ctx.key('aes-256');
+        break;
+    }
+  }
+  return w;
 }
 
 /** One imported HMAC key per run, so HMAC results can be compared with node:crypto. */
@@ -64,27 +129,27 @@ export function importedHmac(ctx: QualifyContext): Promise<{ key: KeyRef; secret
 /** One operation of the mixed workload, its result checked; returns an error text or undefined. */
 export async function mixedOperation(driver: HsmDriver, w: Workload, i: number): Promise<string | undefined> {
   const data = randomBytes(32);
-  switch (i % 5) {
-    case 0: {
+  switch (w.kinds[i % w.kinds.length]!) {
+    case 'ecdh': {
       const peer = p256.utils.randomSecretKey();
-      const out = await driver.ecdh(w.derive, p256.getPublicKey(peer, false));
-      return same(out, p256.getSharedSecret(peer, w.derivePoint, true).subarray(1)) ? undefined : 'ECDH result differs from software';
+      const out = await driver.ecdh(w.derive!.key, p256.getPublicKey(peer, false));
+      return same(out, p256.getSharedSecret(peer, w.derive!.point, true).subarray(1)) ? undefined : 'ECDH result differs from software';
     }
-    case 1: {
-      const sig = await driver.sign(w.signer, createHash('sha256').update(data).digest());
-      return nodeVerify('sha256', data, { key: w.signerKey, dsaEncoding: 'ieee-p1363' }, sig) ? undefined : 'ECDSA signature does not verify';
+    case 'ecdsa': {
+      const sig = await driver.sign(w.signer!.key, createHash('sha256').update(data).digest());
+      return nodeVerify('sha256', data, { key: w.signer!.spki, dsaEncoding: 'ieee-p1363' }, sig) ? undefined : 'ECDSA signature does not verify';
     }
-    case 2: {
-      const sig = await driver.sign(w.ed, data);
-      return nodeVerify(null, data, w.edKey, sig) ? undefined : 'Ed25519 signature does not verify';
+    case 'ed25519': {
+      const sig = await driver.sign(w.ed!.key, data);
+      return nodeVerify(null, data, w.ed!.spki, sig) ? undefined : 'Ed25519 signature does not verify';
     }
-    case 3: {
-      const mac = await driver.hmacSha256(w.mac, data);
-      return same(mac, createHmac('sha256', w.macSecret).update(data).digest()) ? undefined : 'HMAC differs from software';
+    case 'hmac': {
+      const mac = await driver.hmacSha256(w.mac!.key, data);
+      return same(mac, createHmac('sha256', w.mac!.secret).update(data).digest()) ? undefined : 'HMAC differs from software';
     }
-    default: {
-      const sealed = await driver.sealAesGcm(w.aes, data, data);
-      const opened = await driver.openAesGcm(w.aes, sealed, data);
+    case 'gcm': {
+      const sealed = await driver.sealAesGcm(w.aes!, data, data);
+      const opened = await driver.openAesGcm(w.aes!, sealed, data);
       return same(opened, data) ? undefined : 'AES-GCM round trip differs';
     }
   }
