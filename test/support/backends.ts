@@ -46,7 +46,9 @@ export const softHsmBackend: Backend = {
     if (!uri) throw new Error('SoftHSM2 token not prepared by global setup');
     const parsed = parseHsmUri(uri);
     if (parsed.scheme !== 'pkcs11') throw new Error('SoftHSM2 URI must be pkcs11:');
-    const driver = await Pkcs11Driver.open(parsed);
+    // The suites issue 1,000 calls at once while other test files load both cores: a call may
+    // wait longer than a server's default 5 s for a session without anything being wrong.
+    const driver = await Pkcs11Driver.open(parsed, { borrowTimeoutMs: 60_000 });
     const { pkcs11, slot } = driver.rawModule;
     return {
       driver,
