@@ -11,7 +11,7 @@ export const hsmOption = (): Option =>
   new Option('--hsm <uri>', 'PKCS#11 URI (RFC 7512) of the token, or fake: / fake:?path=FILE').env('HSM_VAULT_HSM');
 export const jsonOption = (): Option => new Option('--json', 'print JSON').env('HSM_VAULT_JSON');
 export const stateDirOption = (): Option =>
-  new Option('--state-dir <dir>', 'where development tokens and local state live').env('HSM_VAULT_STATE_DIR').default('.state');
+  new Option('--state-dir <dir>', 'where development tokens and local state live').env('HSM_VAULT_STATE_DIR').default('.hsm-vault');
 
 /** SoftHSM2 reads SOFTHSM2_CONF at C_Initialize: point it at the dev token when none is set. */
 export function useDevTokenConfig(stateDir: string): void {
@@ -22,7 +22,7 @@ export function useDevTokenConfig(stateDir: string): void {
 
 export async function withDriver<T>(opts: { hsm?: string; stateDir?: string }, fn: (driver: HsmDriver) => Promise<T>): Promise<T> {
   if (!opts.hsm) throw new InvalidArgument('no HSM given: pass --hsm URI or set HSM_VAULT_HSM');
-  useDevTokenConfig(opts.stateDir ?? '.state');
+  useDevTokenConfig(opts.stateDir ?? '.hsm-vault');
   const driver = await openHsm(opts.hsm, { onInsecure: (m) => process.stderr.write(`warning: ${m}\n`) });
   try {
     return await fn(driver);

@@ -8,6 +8,7 @@ import { qualifyCommand } from './qualify.js';
 import { serveCommand } from './serve.js';
 import { fleetCommands } from './fleet-commands.js';
 import { evidenceCommands } from './evidence-commands.js';
+import { authCommands } from './auth-commands.js';
 import { bundleCommands, logCommands, witnessCommands } from './trust-commands.js';
 import { reportError } from './context.js';
 
@@ -20,6 +21,7 @@ program.addCommand(hsmCommands());
 program.addCommand(keyCommands());
 program.addCommand(fleetCommands());
 program.addCommand(serveCommand());
+program.addCommand(authCommands());
 program.addCommand(qualifyCommand());
 program.addCommand(bundleCommands());
 program.addCommand(witnessCommands());

@@ -8,7 +8,8 @@ import { FleetError } from '../fleet/errors.js';
 import type { HsmDriver } from '../hsm/driver.js';
 import { HsmError } from '../hsm/errors.js';
 import { openHsm } from '../hsm/open.js';
-import { JwtKeyError, loadJwtKeys } from '../server/auth.js';
+import { JwtKeyError, loadJwtKeys, type VerificationKey } from '../server/auth.js';
+import { DevAuthError, devAuthVerificationKey, openDevAuthKey } from '../server/dev-auth.js';
 import { ServerMetrics, timed } from '../server/metrics.js';
 import { createServer, type LoggerOptions } from '../server/server.js';
 import { StoreError } from '../store/errors.js';
@@ -35,6 +36,18 @@ interface ServeOptions {
   trustProxy?: string;
   logLevel: NonNullable<LoggerOptions['level']>;
   stateDir: string;
+  devAuth?: boolean;
+}
+
+/** The environment twin of --dev-auth, read strictly: only an explicit yes turns dev auth on. */
+export const DEV_AUTH_ENV = 'HSM_VAULT_DEV_AUTH';
+
+export function devAuthFromEnv(value: string | undefined): boolean {
+  if (value === undefined) return false;
+  const v = value.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['', '0', 'false', 'no', 'off'].includes(v)) return false;
+  throw new ServeConfigError(`${DEV_AUTH_ENV} must be 1/true/yes/on or 0/false/no/off`);
 }
 
 /** `HOST:PORT` or `[IPv6]:PORT`. */
@@ -60,6 +73,10 @@ Every /v1 route except GET /v1/fleet needs "Authorization: Bearer <JWT>" from th
 EdDSA or ES256, aud = the fleet id, sub = the user, scope register | recover | delete, exp at most
 10 minutes out. --jwt-keys names a JWKS file or PEM public key file(s), comma-separated.
 
+--dev-auth (development only) also accepts tokens signed by the dev issuer key in --state-dir
+(created on first use, mode 0600); mint them with \`hsm-vault auth token\`. Anyone who can read
+that file can act as any user: never turn it on for a node that holds real secrets.
+
 The node speaks plain HTTP. Put TLS in front of it (reverse proxy, load balancer) and pass that
 proxy's address with --trust-proxy so per-IP rate limits see the client address, not the proxy's.
 /metrics and /healthz are unauthenticated: expose them only to your monitoring network.
@@ -80,6 +97,8 @@ export function serveCommand(): Command {
     .addOption(new Option('--trust-proxy <addresses>', 'comma-separated proxy addresses/CIDRs allowed to set X-Forwarded-For').env('HSM_VAULT_TRUST_PROXY'))
     .addOption(new Option('--log-level <level>', 'log level').env('HSM_VAULT_LOG_LEVEL').choices(LOG_LEVELS).default('info'))
     .addOption(stateDirOption())
+    // No commander .env(): it would turn a boolean on for any value, HSM_VAULT_DEV_AUTH=0 included.
+    .addOption(new Option('--dev-auth', `DEVELOPMENT ONLY: also accept tokens from the dev issuer key in --state-dir (env: ${DEV_AUTH_ENV}=1)`))
     .addHelpText('after', HELP)
     .action(async (opts: ServeOptions) => {
       try {
@@ -101,13 +120,22 @@ async function serve(opts: ServeOptions): Promise<void> {
   const hsmUri = required(opts.hsm, 'HSM given: pass --hsm URI or set HSM_VAULT_HSM');
   const fleetId = required(opts.fleet, 'fleet given: pass --fleet ID or set HSM_VAULT_FLEET');
   // Configuration that can be checked without the token is checked first.
-  const jwtKeys = loadJwtKeys(required(opts.jwtKeys, 'JWT keys given: pass --jwt-keys PATH or set HSM_VAULT_JWT_KEYS'));
+  const devAuth = opts.devAuth === true || devAuthFromEnv(process.env[DEV_AUTH_ENV]);
+  if (!devAuth) required(opts.jwtKeys, 'JWT keys given: pass --jwt-keys PATH or set HSM_VAULT_JWT_KEYS (or --dev-auth for development)');
+  const jwtKeys: VerificationKey[] = opts.jwtKeys ? loadJwtKeys(opts.jwtKeys) : [];
   const storeUrl = parseStoreUrl(opts.store);
   const bundle = opts.bundle === undefined ? undefined : readBundle(opts.bundle);
 
   const metrics = new ServerMetrics({ processMetrics: true });
   useDevTokenConfig(opts.stateDir);
   const say = (line: string): void => void process.stderr.write(`hsm-vault: ${line}\n`);
+  let devKid: string | undefined;
+  if (devAuth) {
+    const devKey = openDevAuthKey(opts.stateDir);
+    devKid = devKey.kid;
+    jwtKeys.push(devAuthVerificationKey(devKey));
+    say(`WARNING: DEV AUTH IS ON: this node accepts any token signed by ${devKey.path} (${devKey.created ? 'created now' : 'existing key'}, kid ${devKey.kid}). Development only: never with real secrets.`);
+  }
   let driver: HsmDriver | undefined;
   let store: RecordStore | undefined;
   let vault: Vault | undefined;
@@ -172,7 +200,8 @@ async function serve(opts: ServeOptions): Promise<void> {
     await closeBackends();
     throw err;
   }
-  app.log.info({ fleet: fleetId, store: describeStoreUrl(storeUrl), listen: `${opts.listen.host}:${opts.listen.port}`, jwtKeys: jwtKeys.length }, 'vault node listening (plain HTTP; terminate TLS in front)');
+  if (devKid !== undefined) app.log.warn({ devAuthKid: devKid }, 'DEV AUTH IS ON: tokens from the dev issuer key in the state directory are accepted (development only)');
+  app.log.info({ fleet: fleetId, store: describeStoreUrl(storeUrl), listen: `${opts.listen.host}:${opts.listen.port}`, jwtKeys: jwtKeys.length, devAuth }, 'vault node listening (plain HTTP; terminate TLS in front)');
 }
 
 function readBundle(path: string): unknown {
@@ -186,7 +215,7 @@ function readBundle(path: string): unknown {
 /** Configuration and startup errors are one line and exit 1; anything else goes to reportError. */
 function reportConfigError(err: unknown): never {
   if (err instanceof HsmError) reportError(err);
-  const known = err instanceof ServeConfigError || err instanceof JwtKeyError || err instanceof StoreError || err instanceof FleetError || err instanceof VaultError;
+  const known = err instanceof ServeConfigError || err instanceof JwtKeyError || err instanceof DevAuthError || err instanceof StoreError || err instanceof FleetError || err instanceof VaultError;
   const listenFailed = (err as NodeJS.ErrnoException | null)?.code === 'EADDRINUSE' || (err as NodeJS.ErrnoException | null)?.code === 'EACCES';
   if (known || listenFailed) {
     process.stderr.write(`hsm-vault serve: ${(err as Error).message}\n`);

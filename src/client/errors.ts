@@ -128,7 +128,7 @@ export class RateLimited extends VaultClientError {
   }
 }
 
-/** The node cannot serve now (503); nothing was released or counted. Retry later or elsewhere. */
+/** The node cannot serve now (503); nothing was released (a recovery start may have counted its attempt). Retry later or elsewhere. */
 export class VaultUnavailable extends VaultClientError {
   constructor(status = 503) {
     super('unavailable', status, 'the vault is unavailable');

@@ -69,7 +69,7 @@ export class RegistrationNotFound extends VaultError {
   }
 }
 
-/** The store, its quorum or the token cannot serve now; nothing was released or counted (503). */
+/** The store, its quorum or the token cannot serve now (503); nothing was released, but a recovery start may already have counted its attempt (fail closed). */
 export class VaultUnavailable extends VaultError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('unavailable', 503, message, options);
