@@ -1,6 +1,7 @@
 // npm run bench -- <suite> [--json] [--seconds S] [--rounds R]
 import { benchHsm } from './hsm.js';
 import { benchOpaque } from './opaque.js';
+import { benchVault } from './vault.js';
 
 const [suite = 'hsm', ...rest] = process.argv.slice(2);
 const flag = (name: string): string | undefined => {
@@ -14,7 +15,7 @@ const options = {
   concurrency: Number(flag('--concurrency') ?? 16),
 };
 
-const suites: Record<string, (o: typeof options) => Promise<void>> = { hsm: benchHsm, opaque: benchOpaque };
+const suites: Record<string, (o: typeof options) => Promise<void>> = { hsm: benchHsm, opaque: benchOpaque, vault: benchVault };
 const run = suites[suite];
 if (!run) {
   process.stderr.write(`unknown bench suite "${suite}"; available: ${Object.keys(suites).join(', ')}\n`);
