@@ -12,6 +12,7 @@ import { JwtKeyError, loadJwtKeys, type VerificationKey } from '../server/auth.j
 import { DevAuthError, devAuthVerificationKey, openDevAuthKey } from '../server/dev-auth.js';
 import { ServerMetrics, timed } from '../server/metrics.js';
 import { createServer, type LoggerOptions } from '../server/server.js';
+import type { BucketLimit } from '../server/rate-limit.js';
 import { StoreError } from '../store/errors.js';
 import type { RecordStore } from '../store/store.js';
 import { describeStoreUrl, openStore, parseStoreUrl } from '../store/url.js';
@@ -34,6 +35,9 @@ interface ServeOptions {
   context?: Uint8Array;
   bundle?: string;
   trustProxy?: string;
+  ipLimit?: BucketLimit;
+  userLimit?: BucketLimit;
+  recoveryLimit?: BucketLimit;
   logLevel: NonNullable<LoggerOptions['level']>;
   stateDir: string;
   devAuth?: boolean;
@@ -95,6 +99,9 @@ export function serveCommand(): Command {
     .addOption(new Option('--context <hex>', 'RFC 9807 OPAQUE context of the fleet, hex (default empty)').env('HSM_VAULT_CONTEXT').argParser(parseContext))
     .addOption(new Option('--bundle <path>', 'validation bundle (JSON) to serve at GET /v1/fleet').env('HSM_VAULT_BUNDLE'))
     .addOption(new Option('--trust-proxy <addresses>', 'comma-separated proxy addresses/CIDRs allowed to set X-Forwarded-For').env('HSM_VAULT_TRUST_PROXY'))
+    .addOption(new Option('--ip-limit <rate/burst>', 'requests per second and burst per client IP (default 20/40)').env('HSM_VAULT_IP_LIMIT').argParser(parseBucket))
+    .addOption(new Option('--user-limit <rate/burst>', 'authenticated requests per second and burst per user (default 1/20)').env('HSM_VAULT_USER_LIMIT').argParser(parseBucket))
+    .addOption(new Option('--recovery-limit <rate/burst>', 'recovery starts (password guesses) per second and burst per user, per node (default 0.0833/5, i.e. 5 a minute)').env('HSM_VAULT_RECOVERY_LIMIT').argParser(parseBucket))
     .addOption(new Option('--log-level <level>', 'log level').env('HSM_VAULT_LOG_LEVEL').choices(LOG_LEVELS).default('info'))
     .addOption(stateDirOption())
     // No commander .env(): it would turn a boolean on for any value, HSM_VAULT_DEV_AUTH=0 included.
@@ -162,6 +169,11 @@ async function serve(opts: ServeOptions): Promise<void> {
     logger: { level: opts.logLevel },
     metrics,
     ...(opts.trustProxy ? { trustProxy: opts.trustProxy.split(',').map((a) => a.trim()).filter((a) => a !== '') } : {}),
+    rateLimits: {
+      ...(opts.ipLimit ? { perIp: opts.ipLimit } : {}),
+      ...(opts.userLimit ? { perUser: opts.userLimit } : {}),
+      ...(opts.recoveryLimit ? { recoveriesPerUser: opts.recoveryLimit } : {}),
+    },
   });
 
   let stopping = false;
@@ -222,4 +234,15 @@ function reportConfigError(err: unknown): never {
     process.exit(1);
   }
   reportError(err);
+}
+
+/** `RATE/BURST`: tokens per second (a decimal) and bucket size (a whole number), e.g. `20/40`. */
+export function parseBucket(value: string): BucketLimit {
+  const match = /^(\d+(?:\.\d+)?)\/(\d+)$/.exec(value.trim());
+  const perSecond = match ? Number(match[1]) : NaN;
+  const burst = match ? Number(match[2]) : NaN;
+  if (!match || !(perSecond > 0) || !Number.isSafeInteger(burst) || burst < 1) {
+    throw new InvalidArgumentError(`expected RATE/BURST with RATE > 0 per second and BURST >= 1, e.g. 20/40 (got "${value}")`);
+  }
+  return { perSecond, burst };
 }

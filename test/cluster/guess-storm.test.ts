@@ -3,8 +3,9 @@
 // An attempt is committed to a majority before KE2 leaves a node, so exactly 10 KE2 answers come
 // back in the whole fleet (attemptsRemaining 9, 8, …, 0 — each once), every other answer is
 // 423 locked (or 503 when a node gave up on a contended compare-and-swap, which issues no KE2),
-// and the user stays locked. The nodes run test/cluster/relaxed-node.ts: `serve` has no flag to
-// raise its per-user recovery limit (5/min), which would otherwise stop the storm before the vault.
+// and the user stays locked. The nodes are `hsm-vault serve` with every rate limit raised
+// (--recovery-limit and friends): serve's default 5 recovery starts a minute per user would
+// otherwise stop the storm before the vault.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync } from 'node:fs';
@@ -37,7 +38,7 @@ if (missing) {
       const dir = mkdtempSync(join(tmpdir(), 'hsm-vault-storm-'));
       fleet = await prepareFleet(preferredBackend(), dir);
       account = await makeAccount(dir, fleet.fleetId);
-      nodes = await NodeFleet.start(3, { fleet, store: cluster.storeUrl(), jwksPath: account.jwksPath, entry: 'relaxed' }, dir);
+      nodes = await NodeFleet.start(3, { fleet, store: cluster.storeUrl(), jwksPath: account.jwksPath, unlimited: true }, dir);
     });
     afterAll(async () => {
       await nodes?.close();

@@ -1,6 +1,5 @@
-// Vault nodes as real processes for the cluster suites: `hsm-vault serve` (or a test entry with
-// relaxed rate limits, test/cluster/relaxed-node.ts) spawned with `node --import tsx`, each on its
-// own loopback port, all sharing one token (a `fake:?path=FILE` file or the run's SoftHSM2 token
+// Vault nodes as real processes for the cluster suites: `hsm-vault serve` spawned with
+// `node --import tsx`, each on its own loopback port, all sharing one token (a `fake:?path=FILE` file or the run's SoftHSM2 token
 // through SOFTHSM2_CONF) and one record store. Fleet keys are created once in the test process,
 // whose driver is closed before any node opens the token. A reaper process kills every node when
 // the test worker dies however it dies (same pattern as test/support/etcd.ts).
@@ -91,8 +90,8 @@ export interface NodeOptions {
   readonly fleet: SharedFleet;
   readonly store: string;
   readonly jwksPath: string;
-  /** `serve`: the real CLI. `relaxed`: test/cluster/relaxed-node.ts (no effective rate limits). */
-  readonly entry?: 'serve' | 'relaxed';
+  /** Raise every rate limit out of the way (a guess storm on one user must reach the vault). */
+  readonly unlimited?: boolean;
   /** Let 127.0.0.1 set X-Forwarded-For, so per-IP limits can be spread over fake client IPs. */
   readonly trustLoopbackProxy?: boolean;
 }
@@ -123,8 +122,7 @@ export class VaultNode {
   start(): void {
     if (this.running) throw new Error(`${this.name} is running`);
     const { fleet, store, jwksPath } = this.options;
-    const entry = this.options.entry ?? 'serve';
-    const args = entry === 'serve' ? ['src/cli/main.ts', 'serve'] : ['test/cluster/relaxed-node.ts'];
+    const args = ['src/cli/main.ts', 'serve'];
     const log = openSync(this.logFile, 'a');
     const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
       cwd: ROOT,
@@ -137,6 +135,7 @@ export class VaultNode {
         HSM_VAULT_LISTEN: `127.0.0.1:${this.port}`,
         HSM_VAULT_JWT_KEYS: jwksPath,
         HSM_VAULT_LOG_LEVEL: 'warn',
+        ...(this.options.unlimited ? { HSM_VAULT_IP_LIMIT: '1000000/1000000', HSM_VAULT_USER_LIMIT: '1000000/1000000', HSM_VAULT_RECOVERY_LIMIT: '1000000/1000000' } : {}),
         HSM_VAULT_STATE_DIR: this.dir,
         ...(this.options.trustLoopbackProxy ? { HSM_VAULT_TRUST_PROXY: '127.0.0.1' } : {}),
       },
