@@ -25,7 +25,7 @@ import { parsePlexiResponse, verifyPlexiSignature } from '../fleet/plexi.js';
 import { type NoteSigner, type NoteVerifier, SIGNATURE_TYPE_ED25519, ed25519NoteSigner, formatVerifierKey, parseNote, parseSignerKey, parseVerifierKey } from '../fleet/signed-note.js';
 import { Witness, WitnessError, bundleLogEntry, generateWitnessKey } from '../fleet/witness.js';
 import { parseListen, startWitnessServer, witnessClient } from '../fleet/witness-server.js';
-import { FleetUpdateRejected } from '../fleet/client-verify.js';
+import { FleetUpdateRejected } from '../client/fleet-update.js';
 import { hsmOption, jsonOption, printJson, stateDirOption, withDriver } from './context.js';
 
 interface HsmOpts {

@@ -12,3 +12,7 @@ export { hpkeSealBase, sealSecretForUpload, REGISTRATION_INFO, type HpkeSealed }
 export { openReleasedSecret, deriveReleaseKey, ReleaseDecryptionError, SECRET_INFO } from './secret-release.js';
 export { identityKsf, argon2idKsf, ARGON2ID_RFC9106_SECOND, type Ksf, type Argon2idParams } from '../opaque/ksf.js';
 export type { FetchLike } from './http.js';
+export {
+  verifyFleetUpdate, FleetUpdateRejected, type FleetUpdate, type VerifyFleetUpdateInput, type VerifiedFleetUpdate,
+  type TrustedFleetState, type KeyDiff, type ClientVerifyStep, type PinnedKeys as PinnedTrustKeys,
+} from './fleet-update.js';

@@ -21,7 +21,7 @@ import {
   verifyConsistency as clientConsistency,
   verifyFleetUpdate,
   verifyInclusion as clientInclusion,
-} from '../../src/fleet/client-verify.js';
+} from '../../src/client/fleet-update.js';
 import { softwareEd25519Signer } from '../../src/fleet/ed25519.js';
 import { LogStore } from '../../src/fleet/log-store.js';
 import { consistencyProof, inclusionProof, leafHash, treeHead, verifyConsistency, verifyInclusion } from '../../src/fleet/merkle.js';
@@ -197,7 +197,7 @@ describe('verifyFleetUpdate', () => {
 
 describe('client-verify is browser-safe and agrees with the shared modules', () => {
   it('imports nothing but @noble', () => {
-    const source = readFileSync(fileURLToPath(new URL('../../src/fleet/client-verify.ts', import.meta.url)), 'utf8');
+    const source = readFileSync(fileURLToPath(new URL('../../src/client/fleet-update.ts', import.meta.url)), 'utf8');
     const specifiers = [...source.matchAll(/^import .* from '([^']+)';$/gm)].map((m) => m[1]);
     expect(specifiers.length).toBeGreaterThan(0);
     for (const s of specifiers) expect(s).toMatch(/^@noble\//);

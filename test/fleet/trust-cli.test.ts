@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifyFleetUpdate } from '../../src/fleet/client-verify.js';
+import { verifyFleetUpdate } from '../../src/client/fleet-update.js';
 import { createFleetKeys } from '../../src/fleet/keys.js';
 import { SIGNATURE_TYPE_COSIGNATURE_V1, formatVerifierKey } from '../../src/fleet/signed-note.js';
 import { FakeDriver } from '../../src/hsm/fake/driver.js';
