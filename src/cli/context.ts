@@ -51,3 +51,26 @@ export function reportError(err: unknown): never {
   process.stderr.write(`hsm-vault: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
   process.exit(70);
 }
+
+/**
+ * A commander action whose typed failures (any layer's errors carry a string `code` and a message
+ * safe to print) become one line and exit code 1; anything else goes to main's reportError.
+ */
+export function action<A extends unknown[]>(fn: (...args: A) => Promise<void> | void): (...args: A) => Promise<void> {
+  return async (...args: A) => {
+    try {
+      await fn(...args);
+    } catch (err) {
+      const code = (err as { code?: unknown } | null)?.code;
+      if (!(err instanceof Error) || typeof code !== 'string') throw err;
+      process.stderr.write(`hsm-vault: ${err.message} [${code}]\n`);
+      process.exitCode = 1;
+    }
+  };
+}
+
+/** A required option that may come from a flag or its environment twin. */
+export function required<T>(value: T | undefined, what: string): T {
+  if (value === undefined || value === '') throw new InvalidArgument(`no ${what} given`);
+  return value;
+}

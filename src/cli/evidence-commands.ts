@@ -15,32 +15,11 @@ import { Command, Option } from 'commander';
 import { HsmError, InvalidArgument } from '../hsm/errors.js';
 import { parseBundleBody } from '../fleet/bundle.js';
 import { decodeBase64Url, decodeHex } from '../fleet/bytes.js';
-import { CeremonyError } from '../fleet/ceremony-errors.js';
 import { isValidEd25519PublicKey } from '../fleet/ed25519.js';
-import { FleetError } from '../fleet/errors.js';
 import { createEvidence, evidenceBytes, formatEvidence } from '../fleet/evidence.js';
 import { auditEvidence, writeAuditReports, type AuditOptions, type EvidenceAudit } from '../fleet/evidence-audit.js';
-import { LogStore, LogStoreError } from '../fleet/log-store.js';
-import { hsmOption, jsonOption, printJson, stateDirOption, withDriver } from './context.js';
-
-/** Typed failures become one line and exit code 1; anything else goes to main's reportError. */
-function action<A extends unknown[]>(fn: (...args: A) => Promise<void> | void): (...args: A) => Promise<void> {
-  return async (...args: A) => {
-    try {
-      await fn(...args);
-    } catch (err) {
-      const typed = err instanceof CeremonyError || err instanceof FleetError || err instanceof HsmError || err instanceof LogStoreError;
-      if (!typed) throw err;
-      process.stderr.write(`hsm-vault: ${(err as Error).message} [${(err as { code: string }).code}]\n`);
-      process.exitCode = 1;
-    }
-  };
-}
-
-function required<T>(value: T | undefined, what: string): T {
-  if (value === undefined || value === '') throw new InvalidArgument(`no ${what} given`);
-  return value;
-}
+import { LogStore } from '../fleet/log-store.js';
+import { action, hsmOption, jsonOption, printJson, required, stateDirOption, withDriver } from './context.js';
 
 function readText(path: string, what: string): string {
   try {

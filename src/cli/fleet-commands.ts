@@ -13,39 +13,18 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import type { HsmDriver } from '../hsm/driver.js';
-import { HsmError, InvalidArgument } from '../hsm/errors.js';
+import { InvalidArgument } from '../hsm/errors.js';
 import { openHsm } from '../hsm/open.js';
 import { decodeBase64Url, decodeHex, encodeBase64Url } from '../fleet/bytes.js';
 import { initFleet, joinFleet, type TransportComponent } from '../fleet/ceremony.js';
-import { CeremonyError } from '../fleet/ceremony-errors.js';
-import { FleetError } from '../fleet/errors.js';
 import { ROLE_NAMES, openFleetKeys, type FleetPublicKeys } from '../fleet/keys.js';
 import { formatTranscript, verifyTranscript, type SignedTranscript } from '../fleet/transcript.js';
-import { hsmOption, jsonOption, printJson, stateDirOption, table, useDevTokenConfig, withDriver } from './context.js';
+import { action, hsmOption, jsonOption, printJson, required, stateDirOption, table, useDevTokenConfig, withDriver } from './context.js';
 
 const fleetOption = (): Option => new Option('--fleet <id>', 'fleet id (key labels are <fleet>/<role>)').env('HSM_VAULT_FLEET');
 const operatorOption = (): Option =>
   new Option('--operator <name...>', 'who runs the ceremony (repeatable; recorded in the transcript)').env('HSM_VAULT_OPERATOR');
 const transcriptOption = (): Option => new Option('--transcript <file>', 'write the signed ceremony transcript here (never overwrites)').env('HSM_VAULT_TRANSCRIPT');
-
-/** Typed failures become one line and exit code 1; anything else goes to main's reportError. */
-function action<A extends unknown[]>(fn: (...args: A) => Promise<void> | void): (...args: A) => Promise<void> {
-  return async (...args: A) => {
-    try {
-      await fn(...args);
-    } catch (err) {
-      const typed = err instanceof CeremonyError || err instanceof FleetError || err instanceof HsmError;
-      if (!typed) throw err;
-      process.stderr.write(`hsm-vault: ${(err as Error).message} [${(err as { code: string }).code}]\n`);
-      process.exitCode = 1;
-    }
-  };
-}
-
-function required<T>(value: T | undefined, what: string): T {
-  if (value === undefined || value === '') throw new InvalidArgument(`no ${what} given`);
-  return value;
-}
 
 /** Variadic options arrive as arrays from flags but as one string from their env twin. */
 function list(value: string[] | string | undefined): string[] {

@@ -13,7 +13,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import type { HsmDriver } from '../hsm/driver.js';
-import { HsmError, InvalidArgument } from '../hsm/errors.js';
+import { InvalidArgument } from '../hsm/errors.js';
 import { decodeHex, encodeBase64, encodeBase64Url, encodeHex } from '../fleet/bytes.js';
 import { bundleDigest, createBundle, parseBundleBody, verifyBundle } from '../fleet/bundle.js';
 import { parseCheckpoint, parseCosignatureVerifierKey } from '../fleet/checkpoint.js';
@@ -23,10 +23,9 @@ import { openFleetKeys } from '../fleet/keys.js';
 import { LogStore, LogStoreError } from '../fleet/log-store.js';
 import { parsePlexiResponse, verifyPlexiSignature } from '../fleet/plexi.js';
 import { type NoteSigner, type NoteVerifier, SIGNATURE_TYPE_ED25519, ed25519NoteSigner, formatVerifierKey, parseNote, parseSignerKey, parseVerifierKey } from '../fleet/signed-note.js';
-import { Witness, WitnessError, bundleLogEntry, generateWitnessKey } from '../fleet/witness.js';
+import { Witness, bundleLogEntry, generateWitnessKey } from '../fleet/witness.js';
 import { parseListen, startWitnessServer, witnessClient } from '../fleet/witness-server.js';
-import { FleetUpdateRejected } from '../client/fleet-update.js';
-import { hsmOption, jsonOption, printJson, stateDirOption, withDriver } from './context.js';
+import { action, hsmOption, jsonOption, printJson, required, stateDirOption, withDriver } from './context.js';
 
 interface HsmOpts {
   hsm?: string;
@@ -37,25 +36,6 @@ const fleetOption = (): Option => new Option('--fleet <id>', 'fleet id').env('HS
 const logDirOption = (): Option => new Option('--log <dir>', 'audit log directory').env('HSM_VAULT_LOG_DIR').makeOptionMandatory();
 const originOption = (): Option => new Option('--origin <origin>', 'log origin (the log key name)').env('HSM_VAULT_LOG_ORIGIN');
 const witnessDirOption = (): Option => new Option('--dir <dir>', 'witness state directory').env('HSM_VAULT_WITNESS_DIR').makeOptionMandatory();
-
-/** Typed failures become one line and exit code 1; anything else goes to main's reportError. */
-function action<A extends unknown[]>(fn: (...args: A) => Promise<void> | void): (...args: A) => Promise<void> {
-  return async (...args: A) => {
-    try {
-      await fn(...args);
-    } catch (err) {
-      const typed = err instanceof FleetError || err instanceof LogStoreError || err instanceof WitnessError || err instanceof FleetUpdateRejected || err instanceof HsmError;
-      if (!typed) throw err;
-      process.stderr.write(`hsm-vault: ${(err as Error).message} [${(err as { code: string }).code}]\n`);
-      process.exitCode = 1;
-    }
-  };
-}
-
-function required<T>(value: T | undefined, what: string): T {
-  if (value === undefined || value === '') throw new InvalidArgument(`no ${what} given`);
-  return value;
-}
 
 function readJson(path: string): unknown {
   try {
