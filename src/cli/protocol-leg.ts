@@ -13,7 +13,8 @@ import { Vault } from '../vault/vault.js';
 import { AuthenticationFailed } from '../vault/errors.js';
 import { EnvelopeRecoveryError } from '../opaque/errors.js';
 import { fail, pass, type Outcome, type ProtocolLeg, type ProtocolSession } from '../qualify/types.js';
-import { openReleasedSecret, sealSecretUpload } from './vault-client-ops.js';
+import { sealSecretForUpload } from '../client/hpke.js';
+import { openReleasedSecret } from '../client/secret-release.js';
 
 const enc = new TextEncoder();
 const ONE = new Uint8Array(32);
@@ -73,7 +74,7 @@ export function vaultProtocolLeg(): ProtocolLeg {
         const { request, state } = client.createRegistrationRequest(enc.encode('right password'));
         const { record } = await client.finalizeRegistrationRequest(state, (await vault.registrationStart(userId, request)).response);
         const fleet = await vault.fleetInfo();
-        await vault.registrationFinish(userId, { record, ...(await sealSecretUpload(fleet.keys.hpke, userId, secret)) });
+        await vault.registrationFinish(userId, { record, ...(await sealSecretForUpload(fleet.keys.hpke, userId, secret)) });
         // a wrong password: the client cannot open its envelope, the server refuses a made-up KE3
         const wrong = client.generateKE1(enc.encode('wrong password'));
         const startedWrong = await vault.recoveryStart(userId, wrong.ke1);
@@ -83,7 +84,8 @@ export function vaultProtocolLeg(): ProtocolLeg {
         const right = client.generateKE1(enc.encode('right password'));
         const started = await vault.recoveryStart(userId, right.ke1);
         const { ke3, sessionKey } = await client.generateKE3(right.state, started.ke2);
-        const released = openReleasedSecret(sessionKey, userId, await vault.recoveryFinish(userId, ke3, started.session));
+        const { nonce, ciphertext } = await vault.recoveryFinish(userId, ke3, started.session);
+        const released = await openReleasedSecret(sessionKey, userId, nonce, ciphertext);
         if (!Buffer.from(released).equals(secret)) return fail('the recovered secret differs from the registered one');
         return pass('secret registered (HPKE to the token), refused to a wrong password, released to the right one');
       } finally {

@@ -1,15 +1,16 @@
-// What a client does against a VaultService, in-process (the HTTP SDK does the same over fetch):
+// What a client does against a VaultService, in-process, with the SDK's own HPKE and release code:
 // OPAQUE with the fleet's pinned AKE key, the secret sealed with HPKE to the fleet's upload key,
 // and the released secret opened with the session key.
 
-import { openReleasedSecret, sealSecretUpload } from '../../src/cli/vault-client-ops.js';
+import { sealSecretForUpload } from '../../src/client/hpke.js';
+import { openReleasedSecret } from '../../src/client/secret-release.js';
 import { OpaqueClient, identityKsf } from '../../src/opaque/index.js';
 import type { RecoveryStarted, VaultService } from '../../src/vault/service.js';
 
 const enc = new TextEncoder();
 export const opaqueClient = new OpaqueClient({ ksf: identityKsf });
 
-export const sealUpload = sealSecretUpload;
+export const sealUpload = sealSecretForUpload;
 
 export async function register(vault: VaultService, userId: string, password: string, secret: Uint8Array, maxAttempts?: number): Promise<number> {
   const { request, state } = opaqueClient.createRegistrationRequest(enc.encode(password));
@@ -21,8 +22,6 @@ export async function register(vault: VaultService, userId: string, password: st
   return (await vault.registrationFinish(userId, { record, ...upload, ...(maxAttempts !== undefined ? { maxAttempts } : {}) })).maxAttempts;
 }
 
-export const openReleased = openReleasedSecret;
-
 /** Starts a recovery; returns the server's answer and a way to finish it as the client would. */
 export async function startRecovery(vault: VaultService, userId: string, password: string) {
   const { ke1, state } = opaqueClient.generateKE1(enc.encode(password));
@@ -32,7 +31,8 @@ export async function startRecovery(vault: VaultService, userId: string, passwor
     /** Runs the client's KE3 (throws on a wrong password) and the server's finish. */
     async finish(): Promise<Uint8Array> {
       const { ke3, sessionKey } = await opaqueClient.generateKE3(state, started.ke2);
-      return openReleased(sessionKey, userId, await vault.recoveryFinish(userId, ke3, started.session));
+      const { nonce, ciphertext } = await vault.recoveryFinish(userId, ke3, started.session);
+      return openReleasedSecret(sessionKey, userId, nonce, ciphertext);
     },
     /** What a client with the wrong password can send: anything but a valid KE3. */
     finishWith(ke3: Uint8Array) {
