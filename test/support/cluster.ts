@@ -4,7 +4,8 @@
 // whose driver is closed before any node opens the token. A reaper process kills every node when
 // the test worker dies however it dies (same pattern as test/support/etcd.ts).
 
-import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { Reaper } from './reaper.js';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -265,51 +266,4 @@ export async function freePorts(count: number): Promise<number[]> {
   const ports = servers.map((s) => (s.address() as AddressInfo).port);
   await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
   return ports;
-}
-
-// ---- reaper (as in test/support/etcd.ts) ----------------------------------------------------------
-
-// vitest ends fork workers with SIGTERM, so no afterAll runs after a crash or a timeout. The reaper
-// holds the read end of a pipe from this worker: at EOF it SIGKILLs every node still listed and
-// removes the temp dir.
-const REAPER = `
-const { rmSync } = require('node:fs');
-const pids = new Set();
-let pending = '';
-process.stdin.setEncoding('utf8');
-process.stdin.on('data', (chunk) => {
-  pending += chunk;
-  for (let i; (i = pending.indexOf('\\n')) !== -1; pending = pending.slice(i + 1)) {
-    const [op, pid] = pending.slice(0, i).split(' ');
-    if (op === '+') pids.add(Number(pid)); else pids.delete(Number(pid));
-  }
-});
-process.stdin.on('end', () => {
-  for (const pid of pids) { try { process.kill(pid, 'SIGKILL'); } catch {} }
-  rmSync(process.argv[1], { recursive: true, force: true });
-});
-`;
-
-class Reaper {
-  private readonly process: ChildProcessWithoutNullStreams;
-
-  constructor(root: string) {
-    this.process = spawn(process.execPath, ['-e', REAPER, root], { stdio: 'pipe' });
-    this.process.unref();
-    for (const stream of [this.process.stdin, this.process.stdout, this.process.stderr]) {
-      (stream as unknown as { unref?: () => void }).unref?.();
-    }
-  }
-
-  watch(pid: number): void {
-    this.process.stdin.write(`+ ${pid}\n`);
-  }
-
-  forget(pid: number): void {
-    this.process.stdin.write(`- ${pid}\n`);
-  }
-
-  close(): void {
-    this.process.stdin.end();
-  }
 }

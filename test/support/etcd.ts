@@ -3,7 +3,8 @@
 // graceful leave) and restarted on their data dir. Without the `etcd` binary the etcd suites
 // say why they skip, unless HSM_VAULT_REQUIRE_ETCD=1 (CI), where they fail instead.
 
-import { spawn, spawnSync, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { Reaper } from './reaper.js';
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -173,53 +174,6 @@ export class EtcdCluster {
     closeSync(log);
     m.process = child;
     this.reaper.watch(child.pid!);
-  }
-}
-
-// vitest ends fork workers with SIGTERM, so no exit hook or afterAll runs after a crash or a
-// timeout. A reaper process holds the read end of a pipe from this worker: when the worker dies,
-// however it dies, the pipe reaches EOF and the reaper kills the members and removes their data.
-const REAPER = `
-const { rmSync } = require('node:fs');
-const pids = new Set();
-let pending = '';
-process.stdin.setEncoding('utf8');
-process.stdin.on('data', (chunk) => {
-  pending += chunk;
-  for (let i; (i = pending.indexOf('\\n')) !== -1; pending = pending.slice(i + 1)) {
-    const [op, pid] = pending.slice(0, i).split(' ');
-    if (op === '+') pids.add(Number(pid)); else pids.delete(Number(pid));
-  }
-});
-process.stdin.on('end', () => {
-  for (const pid of pids) { try { process.kill(pid, 'SIGKILL'); } catch {} }
-  rmSync(process.argv[1], { recursive: true, force: true });
-});
-`;
-
-class Reaper {
-  private readonly process: ChildProcessWithoutNullStreams;
-
-  constructor(root: string) {
-    this.process = spawn(process.execPath, ['-e', REAPER, root], { stdio: 'pipe' });
-    // Neither the reaper nor its pipe may keep this worker alive.
-    this.process.unref();
-    for (const stream of [this.process.stdin, this.process.stdout, this.process.stderr]) {
-      (stream as unknown as { unref?: () => void }).unref?.();
-    }
-  }
-
-  watch(pid: number): void {
-    this.process.stdin.write(`+ ${pid}\n`);
-  }
-
-  forget(pid: number): void {
-    this.process.stdin.write(`- ${pid}\n`);
-  }
-
-  /** Normal shutdown: everything is already stopped; EOF lets the reaper exit. */
-  close(): void {
-    this.process.stdin.end();
   }
 }
 
