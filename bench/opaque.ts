@@ -26,41 +26,40 @@ import { median, rate, saturated, type BenchOptions } from './measure.js';
 const SOFTWARE_ECDH_PER_LOGIN = 8;
 const TOKEN_ECDH_PER_LOGIN = 4;
 
-interface Prepared {
-  readonly login: () => Promise<void>;
-}
-
-async function prepare(driver: HsmDriver): Promise<Prepared> {
+async function prepare(driver: HsmDriver): Promise<{ login: () => Promise<void> }> {
   const label = (role: string) => `bench-opaque-${role}-${randomBytes(4).toString('hex')}`;
   const keys = await tokenServerKeys(driver, {
     oprfKey: await driver.generateKey({ label: label('oprf'), type: 'ec-p256-derive' }),
     oprfSeed: await driver.generateKey({ label: label('seed'), type: 'hmac-sha256' }),
     akeKey: await driver.generateKey({ label: label('ake'), type: 'ec-p256-derive' }),
   });
-  const server = new OpaqueServer(keys);
+  return { login: await serverLogin(new OpaqueServer(keys)) };
+}
+
+/**
+ * One server login (KE1 -> KE2, then the KE3 check) per call, on a user registered here. Client
+ * work happens before any clock: fixed server randomness makes each KE2, and so the KE3 that
+ * answers it, reproducible.
+ */
+export async function serverLogin(server: OpaqueServer): Promise<() => Promise<void>> {
   const client = new OpaqueClient({ ksf: identityKsf });
   const userId = new TextEncoder().encode('bench-user');
   const password = new TextEncoder().encode('bench password');
   const { request, state } = client.createRegistrationRequest(password);
   const { record: recordBytes } = await client.finalizeRegistrationRequest(state, await server.createRegistrationResponse(request, userId));
   const record = parseRegistrationRecord(recordBytes);
-  // Client work happens here, before any clock: fixed server randomness makes each KE2, and so
-  // the KE3 that answers it, reproducible.
   const sessions: Array<{ ke1: Uint8Array; fixed: { maskingNonce: Uint8Array; serverNonce: Uint8Array; serverKeyshareSeed: Uint8Array }; ke3: Uint8Array }> = [];
   for (let i = 0; i < 32; i++) {
     const fixed = { maskingNonce: randomBytes(32), serverNonce: randomBytes(32), serverKeyshareSeed: randomBytes(32) };
     const { ke1, state: loginState } = client.generateKE1(password);
     const { ke2 } = await server.generateKE2(ke1, record, userId, undefined, fixed);
-    const { ke3 } = await client.generateKE3(loginState, ke2);
-    sessions.push({ ke1, fixed, ke3 });
+    sessions.push({ ke1, fixed, ke3: (await client.generateKE3(loginState, ke2)).ke3 });
   }
   let next = 0;
-  return {
-    async login() {
-      const s = sessions[next++ % sessions.length]!;
-      const { state: serverState } = await server.generateKE2(s.ke1, record, userId, undefined, s.fixed);
-      server.finish(serverState, s.ke3);
-    },
+  return async () => {
+    const s = sessions[next++ % sessions.length]!;
+    const { state: serverState } = await server.generateKE2(s.ke1, record, userId, undefined, s.fixed);
+    server.finish(serverState, s.ke3);
   };
 }
 

@@ -45,6 +45,7 @@ import { createServer } from '../src/server/server.js';
 import { openStore, parseStoreUrl } from '../src/store/url.js';
 import { tokenServerKeys } from '../src/vault/token-server-keys.js';
 import { Vault } from '../src/vault/vault.js';
+import { serverLogin } from './opaque.js';
 import { median, rate, saturated, type BenchOptions } from './measure.js';
 
 const FLEET = 'bench-fleet';
@@ -219,29 +220,10 @@ function issue(key: KeyObject, scope: string, sub: string): Promise<string> {
   return new SignJWT({ scope }).setProtectedHeader({ alg: 'EdDSA', kid: 'bench' }).setSubject(sub).setAudience(FLEET).setIssuedAt().setExpirationTime('10m').sign(key);
 }
 
-/** bench/opaque.ts's login, on the fleet's own keys in the same token. */
+/** bench/opaque.ts's server login, on the fleet's own keys in the same token. */
 async function prepareLibraryLogin(driver: HsmDriver): Promise<() => Promise<void>> {
   const keys = await openFleetKeys(driver, FLEET);
-  const server = new OpaqueServer(await tokenServerKeys(driver, { oprfKey: keys.refs.oprf, oprfSeed: keys.refs.oprfSeed, akeKey: keys.refs.ake }));
-  const client = new OpaqueClient({ ksf: identityKsf });
-  const userId = utf8('library-user');
-  const password = utf8(PASSWORD);
-  const { request, state } = client.createRegistrationRequest(password);
-  const { record: recordBytes } = await client.finalizeRegistrationRequest(state, await server.createRegistrationResponse(request, userId));
-  const record = parseRegistrationRecord(recordBytes);
-  const sessions: Array<{ ke1: Uint8Array; fixed: { maskingNonce: Uint8Array; serverNonce: Uint8Array; serverKeyshareSeed: Uint8Array }; ke3: Uint8Array }> = [];
-  for (let i = 0; i < 32; i++) {
-    const fixed = { maskingNonce: randomBytes(32), serverNonce: randomBytes(32), serverKeyshareSeed: randomBytes(32) };
-    const { ke1, state: loginState } = client.generateKE1(password);
-    const { ke2 } = await server.generateKE2(ke1, record, userId, undefined, fixed);
-    sessions.push({ ke1, fixed, ke3: (await client.generateKE3(loginState, ke2)).ke3 });
-  }
-  let next = 0;
-  return async () => {
-    const s = sessions[next++ % sessions.length]!;
-    const { state: serverState } = await server.generateKE2(s.ke1, record, userId, undefined, s.fixed);
-    server.finish(serverState, s.ke3);
-  };
+  return serverLogin(new OpaqueServer(await tokenServerKeys(driver, { oprfKey: keys.refs.oprf, oprfSeed: keys.refs.oprfSeed, akeKey: keys.refs.ake })));
 }
 
 // ---- the load generator's thread, seen from the main thread
