@@ -19,7 +19,7 @@ import { encodeBase64Url } from './bytes.js';
 import { CeremonyError } from './ceremony-errors.js';
 import { FLEET_ROLES, ROLE_NAMES, assertNoFleetKeys, checkFleetId, createFleetKeys, openFleetKeys, type FleetKeySet, type FleetRole } from './keys.js';
 import {
-  signTranscript, type CeremonyTranscript, type SignedTranscript, type TranscriptAttributes, type TranscriptHolding, type TranscriptKey,
+  protectionAttributes, signTranscript, type CeremonyTranscript, type SignedTranscript, type TranscriptAttributes, type TranscriptHolding, type TranscriptKey,
   type TranscriptStep, type TranscriptToken, type TranscriptTransport,
 } from './transcript.js';
 
@@ -90,16 +90,9 @@ function tokenOf(info: TokenInfo): TranscriptToken {
   };
 }
 
-function attributesOf(a: KeyAttributes): TranscriptAttributes {
-  return {
-    local: a.local, sensitive: a.sensitive, alwaysSensitive: a.alwaysSensitive, extractable: a.extractable, neverExtractable: a.neverExtractable,
-    wrapWithTrusted: a.wrapWithTrusted, keyGenMechanism: a.keyGenMechanism, usages: [...a.usages],
-  };
-}
-
 async function holdingOf(driver: HsmDriver, ref: KeyRef, token: number, method?: TranscriptHolding['method']): Promise<TranscriptHolding> {
   const attributes = await driver.keyAttributes(ref);
-  return { token, method: method ?? (attributes.local ? 'generated' : 'unwrapped'), kcv: hex(await driver.keyCheckValue(ref)), attributes: attributesOf(attributes) };
+  return { token, method: method ?? (attributes.local ? 'generated' : 'unwrapped'), kcv: hex(await driver.keyCheckValue(ref)), attributes: protectionAttributes(attributes) };
 }
 
 function publicKeysOf(keys: FleetKeySet): CeremonyTranscript['publicKeys'] {

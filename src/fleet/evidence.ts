@@ -29,7 +29,7 @@ import { InvalidArgument } from '../hsm/errors.js';
 import { encodeBase64Url, utf8 } from './bytes.js';
 import { verifyEd25519 } from './ed25519.js';
 import { FLEET_ROLES, ROLE_NAMES, openFleetKeys, type FleetRole } from './keys.js';
-import { canonicalJson, verifyTranscript, type SignedTranscript } from './transcript.js';
+import { canonicalJson, protectionAttributes, verifyTranscript, type SignedTranscript, type TranscriptAttributes } from './transcript.js';
 
 export const EVIDENCE_VERSION = 'hsm-vault-evidence/v1';
 export const EVIDENCE_CONTEXT = 'hsm-vault-evidence/v1\n';
@@ -48,16 +48,8 @@ export interface EvidenceToken {
   readonly insecure: boolean;
 }
 
-export interface EvidenceAttributes {
-  readonly local: boolean;
-  readonly sensitive: boolean;
-  readonly alwaysSensitive: boolean;
-  readonly extractable: boolean;
-  readonly neverExtractable: boolean;
-  readonly wrapWithTrusted: boolean;
-  readonly keyGenMechanism: string | null;
-  readonly usages: readonly string[];
-}
+/** The same projection of KeyAttributes the ceremony transcript records. */
+export type EvidenceAttributes = TranscriptAttributes;
 
 export interface EvidenceKey {
   readonly role: FleetRole;
@@ -190,10 +182,7 @@ export async function createEvidence(driver: HsmDriver, fleetId: string, options
     const a = await driver.keyAttributes(ref);
     keys.push({
       role, label: ref.label, id: hex(ref.id), type: ref.type, held: 'private',
-      attributes: {
-        local: a.local, sensitive: a.sensitive, alwaysSensitive: a.alwaysSensitive, extractable: a.extractable, neverExtractable: a.neverExtractable,
-        wrapWithTrusted: a.wrapWithTrusted, keyGenMechanism: a.keyGenMechanism, usages: [...a.usages],
-      },
+      attributes: protectionAttributes(a),
       publicKey: hasPublicKey(role) ? encodeBase64Url(await driver.publicKey(ref)) : null,
       kcv: hex(await driver.keyCheckValue(ref)),
     });

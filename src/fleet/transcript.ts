@@ -11,6 +11,7 @@
 import { encodeBase64Url, decodeBase64Url } from './bytes.js';
 import { verifyEd25519, type Ed25519Signer } from './ed25519.js';
 import { CeremonyError } from './ceremony-errors.js';
+import type { KeyAttributes } from '../hsm/driver.js';
 import { FLEET_ROLES, ROLE_NAMES, type FleetRole } from './keys.js';
 
 export const TRANSCRIPT_VERSION = 1;
@@ -37,6 +38,14 @@ export interface TranscriptAttributes {
   readonly wrapWithTrusted: boolean;
   readonly keyGenMechanism: string | null;
   readonly usages: readonly string[];
+}
+
+/** A key's protection attributes as transcripts and evidence record them. */
+export function protectionAttributes(a: KeyAttributes): TranscriptAttributes {
+  return {
+    local: a.local, sensitive: a.sensitive, alwaysSensitive: a.alwaysSensitive, extractable: a.extractable, neverExtractable: a.neverExtractable,
+    wrapWithTrusted: a.wrapWithTrusted, keyGenMechanism: a.keyGenMechanism, usages: [...a.usages],
+  };
 }
 
 export interface TranscriptHolding {
