@@ -191,8 +191,10 @@ export class Pkcs11Driver implements HsmDriver {
     if (this.closed) throw new DriverClosed();
     this.active++;
     try {
-      // Object searches must not overlap a key generation (see ModuleLease.serializeObjectWrites).
-      if (!write) await this.lease.writesIdle();
+      // Object searches must not overlap a key generation (see ModuleLease.serializeObjectWrites);
+      // no await when none runs, since every call passes here.
+      const writes = write ? undefined : this.lease.writesIdle();
+      if (writes) await writes;
       const epoch = this.epoch;
       try {
         return await attempt();
@@ -210,7 +212,8 @@ export class Pkcs11Driver implements HsmDriver {
           if (recovery === 'session' && call.slot >= 0) this.pool.markStale(call.slot);
           await this.recovering;
         }
-        if (!write) await this.lease.writesIdle();
+        const pendingWrites = write ? undefined : this.lease.writesIdle();
+        if (pendingWrites) await pendingWrites;
       }
       try {
         return await attempt();
@@ -356,21 +359,17 @@ export class Pkcs11Driver implements HsmDriver {
 
   /** The private/secret object handle for a key reference (cached; re-found after recovery). */
   private handleOf(key: KeyRef): Handle {
-    return this.cached(key).handle;
-  }
-
-  private cached(key: KeyRef): CachedKey {
-    const cached = this.keys.get(this.cacheKey(key)) ?? this.sessionKeys.get(this.cacheKey(key));
+    const cacheKey = this.cacheKey(key);
+    const cached = this.keys.get(cacheKey) ?? this.sessionKeys.get(cacheKey);
     if (cached) {
       if (cached.type !== key.type) throw new WrongKeyType(`key "${key.label}" is ${cached.type}, not ${key.type}`);
-      return cached;
+      return cached.handle;
     }
     const { handle, cls } = this.exactlyOne(key.label, key.id);
     const { type } = this.describe(handle, cls);
     if (type !== key.type) throw new WrongKeyType(`key "${key.label}" is ${type}, not ${key.type}`);
-    const entry: CachedKey = { handle, type };
-    this.keys.set(this.cacheKey(key), entry);
-    return entry;
+    this.keys.set(cacheKey, { handle, type });
+    return handle;
   }
 
   /** Forgets cached handles and this thread's key copies (workers drop theirs with their sessions). */
