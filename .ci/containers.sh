@@ -5,10 +5,14 @@
 #   2. starts a private dockerd (no bridge, no iptables, its own socket, data-root and exec-root);
 #   3. makes the base image debian:bookworm-slim itself: debootstrap --variant=minbase from the
 #      machine's Debian mirror, then `docker import` (cached as a tarball between runs);
-#   4. builds docker/softhsm2 and docker/node with --network host from the files git knows;
-#   5. runs test/containers with CONTAINERS_REQUIRED=1 against the private engine;
+#   4. builds docker/softhsm2 and docker/node with --network host from the files git knows, and
+#      docker/etcd (Debian's etcd-server on the base image);
+#   5. runs test/containers with CONTAINERS_REQUIRED=1 against the private engine (the softhsm2
+#      image, and the node fleet: etcd containers, the compose ceremony, node containers);
 #   6. smoke-tests the node image (non-root, read-only root, no toolchain, HEALTHCHECK script);
-#   7. stops dockerd (trap), whatever happened.
+#   7. validates docker/compose.yaml when a compose binary is there (`docker compose` or
+#      docker-compose); with HSM_VAULT_CI_COMPOSE_UP=1 also brings the compose fleet up and down;
+#   8. stops dockerd (trap), whatever happened.
 # Containers only ever use host networking or none. Docker's layer cache lives in the data-root
 # and the base tarball in $CACHE_DIR, so a second run on the same machine mostly reuses them.
 set -euo pipefail
@@ -21,6 +25,7 @@ SOCKET="$CI_ROOT/docker.sock"
 BASE_IMAGE=debian:bookworm-slim
 SOFTHSM2_IMAGE=hsm-vault/softhsm2:ci
 NODE_IMAGE=hsm-vault/node:ci
+ETCD_IMAGE=hsm-vault/etcd:ci
 export DEBIAN_FRONTEND=noninteractive
 export DOCKER_HOST="unix://$SOCKET"
 
@@ -135,13 +140,20 @@ docker build --network host -f docker/softhsm2/Dockerfile -t "$SOFTHSM2_IMAGE" -
 step "building $NODE_IMAGE"
 docker build --network host -f docker/node/Dockerfile -t "$NODE_IMAGE" - <"$context" \
   >"$CI_ROOT/node-build.log" 2>&1 || { tail -n 60 "$CI_ROOT/node-build.log"; exit 1; }
+# etcd copies nothing from the repository: the Dockerfile alone is the context.
+step "building $ETCD_IMAGE"
+docker build --network host -t "$ETCD_IMAGE" - <docker/etcd/Dockerfile \
+  >"$CI_ROOT/etcd-build.log" 2>&1 || { tail -n 60 "$CI_ROOT/etcd-build.log"; exit 1; }
 docker image ls --format '   {{.Repository}}:{{.Tag}} {{.Size}}' | grep ':ci '
 
 step "container tests (CONTAINERS_REQUIRED=1)"
 if ! node -e "import('testcontainers')" 2>/dev/null; then
   echo "testcontainers is not installed: add testcontainers@11 to devDependencies"; exit 1
 fi
-CONTAINERS_REQUIRED=1 HSM_VAULT_SOFTHSM2_IMAGE="$SOFTHSM2_IMAGE" npx vitest run test/containers
+# One file at a time: the conformance suite's load tests inside the softhsm2 container need the
+# CPU, which the node fleet's containers would otherwise share.
+CONTAINERS_REQUIRED=1 HSM_VAULT_SOFTHSM2_IMAGE="$SOFTHSM2_IMAGE" HSM_VAULT_NODE_IMAGE="$NODE_IMAGE" \
+  HSM_VAULT_ETCD_IMAGE="$ETCD_IMAGE" npx vitest run --no-file-parallelism test/containers
 
 step "node image smoke test (uid 10001, read-only root, no toolchain, token, HEALTHCHECK script)"
 user="$(docker image inspect -f '{{.Config.User}}' "$NODE_IMAGE")"
@@ -163,6 +175,50 @@ exit 1'
 docker run --rm --network none --read-only --tmpfs /tmp -e HSM_VAULT_DEV_RANDOM_PINS=1 "$NODE_IMAGE" sh -c "$smoke" \
   >"$CI_ROOT/node-smoke.log" 2>&1 || { cat "$CI_ROOT/node-smoke.log"; exit 1; }
 grep -E '^(10001|token|healthcheck)' "$CI_ROOT/node-smoke.log" | sed 's/^/   /'
+
+# docker/compose.yaml: validated by whichever compose is installed (none is installed for CI: the
+# file is also exercised by test/containers/node-fleet.test.ts, which runs its ceremony script).
+compose=()
+if docker compose version >/dev/null 2>&1; then compose=(docker compose)
+elif command -v docker-compose >/dev/null; then compose=(docker-compose)
+fi
+if [ ${#compose[@]} -eq 0 ]; then
+  step "no compose binary (docker compose / docker-compose): docker/compose.yaml not validated"
+else
+  step "validating docker/compose.yaml with $("${compose[@]}" version --short 2>/dev/null || echo "${compose[*]}")"
+  export HSM_VAULT_NODE_IMAGE="$NODE_IMAGE" HSM_VAULT_ETCD_IMAGE="$ETCD_IMAGE"
+  "${compose[@]}" -f docker/compose.yaml config -q
+  services="$("${compose[@]}" -f docker/compose.yaml config --services | sort | tr '\n' ' ')"
+  [ "$services" = "ceremony etcd-1 etcd-2 etcd-3 vault-1 vault-2 vault-3 witness " ] \
+    || { echo "unexpected compose services: $services"; exit 1; }
+  if grep -Eq '^version:' docker/compose.yaml; then echo "docker/compose.yaml has a version: key"; exit 1; fi
+  if [ "${HSM_VAULT_CI_COMPOSE_UP:-0}" = 1 ]; then
+    # The whole fleet on this machine's ports 8081-8083, 8480, 12379-32380 (see compose.yaml).
+    step "compose fleet up (HSM_VAULT_CI_COMPOSE_UP=1)"
+    secrets_dir="docker/secrets"
+    made_secrets=0
+    [ -d "$secrets_dir" ] || made_secrets=1
+    docker/fleet-secrets.sh "$secrets_dir"
+    project=(-p hsm-vault-ci -f docker/compose.yaml)
+    compose_down() {
+      "${compose[@]}" "${project[@]}" down -v >/dev/null 2>&1 || true
+      if [ "$made_secrets" = 1 ]; then rm -rf "$secrets_dir"; fi
+    }
+    trap 'compose_down; stop_dockerd' EXIT
+    "${compose[@]}" "${project[@]}" up -d >"$CI_ROOT/compose-up.log" 2>&1 || { cat "$CI_ROOT/compose-up.log"; exit 1; }
+    for url in http://127.0.0.1:8081/healthz http://127.0.0.1:8082/healthz http://127.0.0.1:8083/healthz http://127.0.0.1:8480/v1/key; do
+      ok=0
+      for _ in $(seq 1 60); do
+        if node -e "fetch('$url').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"; then ok=1; break; fi
+        sleep 1
+      done
+      [ "$ok" = 1 ] || { "${compose[@]}" "${project[@]}" logs --no-color | tail -n 60; echo "compose fleet: $url never answered"; exit 1; }
+      echo "   $url ok"
+    done
+    compose_down
+    trap stop_dockerd EXIT
+  fi
+fi
 
 # Keep the cache bounded: drop image layers no tag uses any more.
 docker image prune -f >/dev/null
