@@ -28,6 +28,12 @@ export async function rate(seconds: number, count: number | undefined, once: () 
   return (n * 1000) / (performance.now() - start);
 }
 
+/**
+ * Many concurrent callers. Each yields to the event loop after every call, as a server's callers
+ * (requests arriving by I/O) do: a call that settles without a turn of the loop (one run inline on
+ * the event-loop thread) would otherwise chain callers through microtasks forever, starving timers
+ * and I/O, and the lag monitor, which then takes no sample, would report no lag at all.
+ */
 export async function saturated(seconds: number, count: number | undefined, concurrency: number, once: () => Promise<unknown>): Promise<number> {
   const start = performance.now();
   const end = start + seconds * 1000;
@@ -39,6 +45,7 @@ export async function saturated(seconds: number, count: number | undefined, conc
         started++;
         await once();
         n++;
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
     }),
   );

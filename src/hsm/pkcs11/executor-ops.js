@@ -17,19 +17,6 @@ export class CallFailed extends Error {
   }
 }
 
-/** Structured clone turns Buffers into Uint8Arrays; pkcs11js wants Buffers. */
-export function toBuffers(value) {
-  if (Buffer.isBuffer(value)) return value;
-  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-  if (Array.isArray(value)) return value.map(toBuffers);
-  if (value !== null && typeof value === 'object') {
-    const out = {};
-    for (const [k, v] of Object.entries(value)) out[k] = toBuffers(v);
-    return out;
-  }
-  return value;
-}
-
 /**
  * Marks a failure that happened after an *Init succeeded: the session may still hold an active
  * operation (SoftHSM2 keeps it after CKR_ARGUMENTS_BAD), so the driver must replace the session.
@@ -45,14 +32,16 @@ function tainting(fn) {
 
 /**
  * @param pkcs11 a loaded pkcs11js instance
- * @param copyKeys run operations on a session-object copy of each key (profile quirk
+ * @param options.shapes the mechanism numbers and the ECDH output template (from the driver's
+ *   constants and templates), so requests carry only what varies: handles, points, data
+ * @param options.copyKeys run operations on a session-object copy of each key (profile quirk
  *   `sessionKeyCopies`). Copies are per session, made by the thread that owns the session:
  *   SoftHSM2 locks an object on every use, so threads sharing one key object contend, and its
  *   token objects are slower still (their file is re-checked). A copy keeps CKA_SENSITIVE and
  *   CKA_EXTRACTABLE=false (PKCS#11 forbids weakening them in C_CopyObject) and dies with its
  *   session, which the driver renews whenever a key is destroyed or handles go stale.
  */
-export function createOps(pkcs11, copyKeys = false) {
+export function createOps(pkcs11, { shapes, copyKeys = false }) {
   function call(fn, ...args) {
     try {
       return pkcs11[fn](...args);
@@ -60,6 +49,7 @@ export function createOps(pkcs11, copyKeys = false) {
       throw new CallFailed(fn, err);
     }
   }
+  const gcm = (iv, aad) => ({ mechanism: shapes.gcm.mechanism, parameter: { type: shapes.gcm.parameterType, iv, ivBits: 96, aad, tagBits: 128 } });
   let copiesSession = null;
   const copies = new Map();
   /** The handle to operate with in `session`: the token object, or this session's copy of it. */
@@ -93,26 +83,28 @@ export function createOps(pkcs11, copyKeys = false) {
     call({ fn, args }) {
       return call(fn, ...args);
     },
-    /** ECDH1_DERIVE into a session object, read its value, destroy it: x(k·P). */
-    ecdh({ session, key, mechanism, template, valueType }) {
-      const derived = call('C_DeriveKey', session, mechanism, operand(session, key), template);
+    /** ECDH1_DERIVE (no KDF) into a session object, read its value, destroy it: x(k·P). */
+    ecdh({ session, key, publicData }) {
+      const mechanism = { mechanism: shapes.ecdh.mechanism, parameter: { type: shapes.ecdh.parameterType, kdf: shapes.ecdh.kdf, publicData } };
+      const derived = call('C_DeriveKey', session, mechanism, operand(session, key), shapes.ecdh.template);
       try {
-        const [attr] = call('C_GetAttributeValue', session, derived, [{ type: valueType }]);
+        const [attr] = call('C_GetAttributeValue', session, derived, [{ type: shapes.ecdh.valueType }]);
         return attr.value;
       } finally {
         try { pkcs11.C_DestroyObject(session, derived); } catch { /* a session object: gone at session close anyway */ }
       }
     },
     sign({ session, mechanism, key, data, outLength }) {
-      call('C_SignInit', session, mechanism, operand(session, key));
+      call('C_SignInit', session, { mechanism }, operand(session, key));
       return tainting(() => call('C_Sign', session, data, Buffer.alloc(outLength)));
     },
-    encrypt({ session, mechanism, key, data, outLength }) {
-      call('C_EncryptInit', session, mechanism, operand(session, key));
+    /** AES-GCM with a 96-bit IV and a 128-bit tag. */
+    encrypt({ session, key, iv, aad, data, outLength }) {
+      call('C_EncryptInit', session, gcm(iv, aad), operand(session, key));
       return tainting(() => call('C_Encrypt', session, data, Buffer.alloc(outLength)));
     },
-    decrypt({ session, mechanism, key, data, outLength }) {
-      call('C_DecryptInit', session, mechanism, operand(session, key));
+    decrypt({ session, key, iv, aad, data, outLength }) {
+      call('C_DecryptInit', session, gcm(iv, aad), operand(session, key));
       return tainting(() => call('C_Decrypt', session, data, Buffer.alloc(outLength)));
     },
     find({ session, template, max }) {

@@ -1,58 +1,89 @@
 // Worker thread that runs slow PKCS#11 calls synchronously, off the event-loop thread.
 // Plain JavaScript with no TypeScript imports so it runs the same under tsx, vitest and dist/.
 //
-// Protocol: requests arrive on a MessagePort; the main thread bumps a shared doorbell counter after
-// each post, so this loop can sleep in Atomics.wait and wake in microseconds. After finishing work
-// it spins briefly on the doorbell before sleeping: a lone caller's next request usually arrives
-// within that window, which saves a futex wake (measured: 0.78x -> 0.87x of a raw call for ECDH).
-// The pool asks for the spin only when no other request is waiting: under load it would steal
-// CPU from the event-loop thread that feeds the workers.
+// Requests arrive in shared-memory cells (executor-channel.js), encoded by executor-codec.js; the
+// pool bumps a doorbell word after each one, so this loop sleeps in Atomics.wait and wakes in
+// microseconds. After finishing work it spins briefly on the doorbell before sleeping: a lone
+// caller's next request usually arrives within that window, which saves a futex wake. The pool
+// asks for the spin only when no other request is waiting: under load it would steal CPU from the
+// event-loop thread that feeds the workers.
 // Each worker owns one session and runs one request at a time on it.
 
-import { receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { workerData } from 'node:worker_threads';
 import { createRequire } from 'node:module';
-import { CallFailed, createOps, toBuffers } from './executor-ops.js';
+import { CallFailed, createOps } from './executor-ops.js';
+import { decodeValue, encodeValue } from './executor-codec.js';
+import { DOORBELL, FLAGS, FLAG_FRESH_SESSION, FLAG_SPIN, LENGTH, REPLY, REQUEST, RUNNING, SEQ, STATE, STOP, channelViews } from './executor-channel.js';
 
 const require = createRequire(import.meta.url);
 const pkcs11js = require('pkcs11js');
-const { port, doorbell: doorbellBuffer, modulePath, spinMicros, copyKeys } = workerData;
-const doorbell = new Int32Array(doorbellBuffer);
+const { channel, replies: repliesBuffer, modulePath, spinMicros, opsOptions } = workerData;
+const { control, cells } = channelViews(channel);
+const replies = new Int32Array(repliesBuffer);
 
 const pkcs11 = new pkcs11js.PKCS11();
 // The main thread initialized the module; this instance shares the process-wide library state
 // (dlopen returns the same handle) and never calls C_Initialize or C_Finalize.
 pkcs11.load(modulePath);
-const ops = createOps(pkcs11, copyKeys === true);
+const ops = createOps(pkcs11, opsOptions);
 
-function handle(request) {
-  try {
-    const op = ops[request.op];
-    if (!op) throw new CallFailed('executor', new Error(`unknown op ${request.op}`));
-    port.postMessage({ id: request.id, ok: true, value: op(toBuffers(request.params)) });
-  } catch (err) {
-    const failure = err instanceof CallFailed ? err : new CallFailed('executor', err);
-    port.postMessage({ id: request.id, ok: false, fn: failure.fn, rv: failure.rv, message: failure.message, tainted: failure.tainted });
+/** The REQUEST cell that came first, or -1. */
+function nextRequest() {
+  let best = -1;
+  for (let i = 0; i < cells.length; i++) {
+    if (Atomics.load(cells[i].header, STATE) !== REQUEST) continue;
+    if (best < 0 || ((cells[i].header[SEQ] - cells[best].header[SEQ]) | 0) < 0) best = i;
   }
+  return best;
+}
+
+function failure(err) {
+  const f = err instanceof CallFailed ? err : new CallFailed('executor', err);
+  return { ok: false, fn: f.fn, rv: f.rv, message: f.message, tainted: f.tainted };
+}
+
+function run(cell) {
+  const { header, bytes } = cell;
+  Atomics.store(header, STATE, RUNNING);
+  const flags = header[FLAGS];
+  if ((flags & FLAG_FRESH_SESSION) !== 0) ops.forgetCopies();
+  let reply;
+  try {
+    const request = decodeValue(bytes, header[LENGTH]);
+    const op = ops[request.op];
+    if (typeof op !== 'function') throw new CallFailed('executor', new Error(`unknown op ${request.op}`));
+    reply = { ok: true, value: op(request.params) };
+  } catch (err) {
+    reply = failure(err);
+  }
+  let length;
+  try {
+    length = encodeValue(reply, bytes);
+  } catch (err) {
+    length = encodeValue(failure(err), bytes);
+  }
+  header[LENGTH] = length;
+  Atomics.store(header, STATE, REPLY);
+  Atomics.add(replies, 0, 1);
+  Atomics.notify(replies, 0);
+  return (flags & FLAG_SPIN) !== 0;
 }
 
 let spin = false;
 for (;;) {
-  let seen = Atomics.load(doorbell, 0);
-  let message = receiveMessageOnPort(port);
-  if (message === undefined && spin && spinMicros > 0) {
-    const until = performance.now() + spinMicros / 1000;
-    while (Atomics.load(doorbell, 0) === seen && performance.now() < until) { /* spin */ }
-    seen = Atomics.load(doorbell, 0);
-    message = receiveMessageOnPort(port);
-  }
-  if (message === undefined) {
-    Atomics.wait(doorbell, 0, seen);
+  const seen = Atomics.load(control, DOORBELL);
+  if (Atomics.load(control, STOP) !== 0) break;
+  const next = nextRequest();
+  if (next >= 0) {
+    spin = run(cells[next]);
     continue;
   }
-  if (message.message.op === 'stop') break;
-  spin = message.message.spin === true;
-  if (message.message.freshSession === true) ops.forgetCopies();
-  handle(message.message);
+  if (spin && spinMicros > 0) {
+    const until = performance.now() + spinMicros / 1000;
+    while (Atomics.load(control, DOORBELL) === seen && performance.now() < until) { /* spin */ }
+    spin = false;
+    continue;
+  }
+  Atomics.wait(control, DOORBELL, seen);
 }
-port.close();
 try { pkcs11.close(); } catch { /* dlclose of a shared handle */ }
