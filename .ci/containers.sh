@@ -10,8 +10,9 @@
 #   5. runs test/containers with CONTAINERS_REQUIRED=1 against the private engine (the softhsm2
 #      image, and the node fleet: etcd containers, the compose ceremony, node containers);
 #   6. smoke-tests the node image (non-root, read-only root, no toolchain, HEALTHCHECK script);
-#   7. validates docker/compose.yaml when a compose binary is there (`docker compose` or
-#      docker-compose); with HSM_VAULT_CI_COMPOSE_UP=1 also brings the compose fleet up and down;
+#   7. validates docker/compose.yaml with Debian's docker-compose (or `docker compose` where the
+#      plugin exists), brings the compose fleet up, checks every node and the witness answer, and
+#      takes it down (HSM_VAULT_CI_COMPOSE_UP=0 skips the up/down);
 #   8. stops dockerd (trap), whatever happened.
 # Containers only ever use host networking or none. Docker's layer cache lives in the data-root
 # and the base tarball in $CACHE_DIR, so a second run on the same machine mostly reuses them.
@@ -32,10 +33,10 @@ export DOCKER_HOST="unix://$SOCKET"
 started=$SECONDS
 step() { echo "== [$((SECONDS - started))s] $*"; }
 
-step "installing docker.io and debootstrap from Debian"
-if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null; then
+step "installing docker.io, docker-compose and debootstrap from Debian"
+if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null || ! command -v docker-compose >/dev/null; then
   apt-get update -qq
-  apt-get install -y -qq --no-install-recommends docker.io debootstrap >/dev/null
+  apt-get install -y -qq --no-install-recommends docker.io docker-compose debootstrap >/dev/null
 fi
 
 mkdir -p "$CI_ROOT" "$CACHE_DIR" "$DATA_ROOT"
@@ -176,14 +177,14 @@ docker run --rm --network none --read-only --tmpfs /tmp -e HSM_VAULT_DEV_RANDOM_
   >"$CI_ROOT/node-smoke.log" 2>&1 || { cat "$CI_ROOT/node-smoke.log"; exit 1; }
 grep -E '^(10001|token|healthcheck)' "$CI_ROOT/node-smoke.log" | sed 's/^/   /'
 
-# docker/compose.yaml: validated by whichever compose is installed (none is installed for CI: the
-# file is also exercised by test/containers/node-fleet.test.ts, which runs its ceremony script).
+# docker/compose.yaml: validated and brought up by whichever compose is installed (step 1
+# installs Debian's docker-compose 1.29; test/containers/node-fleet.test.ts runs its ceremony).
 compose=()
 if docker compose version >/dev/null 2>&1; then compose=(docker compose)
 elif command -v docker-compose >/dev/null; then compose=(docker-compose)
 fi
 if [ ${#compose[@]} -eq 0 ]; then
-  step "no compose binary (docker compose / docker-compose): docker/compose.yaml not validated"
+  echo "no compose binary (docker compose / docker-compose): cannot check docker/compose.yaml"; exit 1
 else
   step "validating docker/compose.yaml with $("${compose[@]}" version --short 2>/dev/null || echo "${compose[*]}")"
   export HSM_VAULT_NODE_IMAGE="$NODE_IMAGE" HSM_VAULT_ETCD_IMAGE="$ETCD_IMAGE"
@@ -192,9 +193,9 @@ else
   [ "$services" = "ceremony etcd-1 etcd-2 etcd-3 vault-1 vault-2 vault-3 witness " ] \
     || { echo "unexpected compose services: $services"; exit 1; }
   if grep -Eq '^version:' docker/compose.yaml; then echo "docker/compose.yaml has a version: key"; exit 1; fi
-  if [ "${HSM_VAULT_CI_COMPOSE_UP:-0}" = 1 ]; then
+  if [ "${HSM_VAULT_CI_COMPOSE_UP:-1}" = 1 ]; then
     # The whole fleet on this machine's ports 8081-8083, 8480, 12379-32380 (see compose.yaml).
-    step "compose fleet up (HSM_VAULT_CI_COMPOSE_UP=1)"
+    step "compose fleet up"
     secrets_dir="docker/secrets"
     made_secrets=0
     [ -d "$secrets_dir" ] || made_secrets=1
