@@ -112,8 +112,13 @@ export async function benchHsm(o: BenchOptions): Promise<void> {
       {
         name: 'keygen-p256', ec: true, count: 40,
         raw: () => {
-          const t = generationTemplates('ec-p256-derive', `raw-gen-${genCounter++}`, randomBytes(16));
+          const label = `raw-gen-${genCounter++}`;
+          const t = generationTemplates('ec-p256-derive', label, randomBytes(16));
           if (t.kind !== 'pair') throw new Error('unreachable');
+          // The same calls the driver makes: labels are unique, so a search comes first.
+          p.C_FindObjectsInit(session, [{ type: C.CKA_TOKEN, value: true }, { type: C.CKA_LABEL, value: label }]);
+          if (p.C_FindObjects(session, 1).length > 0) throw new Error('label taken');
+          p.C_FindObjectsFinal(session);
           const kp = p.C_GenerateKeyPair(session, { mechanism: t.mechanism }, t.publicTemplate, t.privateTemplate);
           generated.push(kp.privateKey, kp.publicKey);
         },

@@ -162,6 +162,7 @@ for (const backend of backends()) {
       await expectError(driver.findKey({ label }), KeyNotFound);
       await expectError(driver.importPublicKey({ label, type }, publicKey), KeyExists);
       await expectError(driver.importPublicKey({ label: holder.label, type }, publicKey), KeyExists);
+      await expectError(driver.generateKey({ label, type }), KeyExists); // its label is taken too
       await driver.destroyKey(ref);
       await expectError(driver.findPublicKey(label, type), KeyNotFound);
       await expectError(driver.destroyKey(ref), KeyNotFound);

@@ -191,7 +191,10 @@ export class FakeDriver implements HsmDriver {
   }
 
   private add(spec: KeySpec, value: Buffer, local: boolean, flags: { transportable?: boolean; trusted?: boolean } = {}): KeyRef {
-    if (this.lookup(spec.label, undefined).length > 0) throw new KeyExists(`a key labelled "${spec.label}" already exists`);
+    // As on a token: any key object with the label, public-only ones included, takes it.
+    if (this.lookup(spec.label, undefined).length > 0 || this.publicOnly.some((p) => p.ref.label === spec.label)) {
+      throw new KeyExists(`a key labelled "${spec.label}" already exists`);
+    }
     const ref: KeyRef = { label: spec.label, id: new Uint8Array(spec.id ?? randomBytes(16)), type: spec.type };
     this.keys.push({ ref, value, local, transportable: flags.transportable === true, trusted: flags.trusted === true, publicKey: publicOf(spec.type, value) });
     this.persist();
