@@ -38,17 +38,56 @@ function solveY(x1: bigint, x2: bigint, K: { x: bigint; y: bigint }, inverse2yK:
   return y;
 }
 
-/**
- * 0x04 || x || y. Affine coordinates by one field inversion: noble's toAffine costs ~6x more
- * here, and its toBytes re-checks validity (the point is a sum of valid points already).
- */
-function uncompressed(point: Point): Uint8Array {
-  const inverseZ = Fp.eql(point.Z, Fp.ONE) ? Fp.ONE : Fp.inv(point.Z);
+/** 0x04 || x || y of an affine point (Z = 1: parsed or built from coordinates). */
+function uncompressedAffine(point: Point): Uint8Array {
+  const out = new Uint8Array(65);
+  out[0] = 0x04;
+  out.set(Fp.toBytes(point.X), 1);
+  out.set(Fp.toBytes(point.Y), 33);
+  return out;
+}
+
+/** 0x04 || x || y of a projective point, given 1/Z. */
+function uncompressedWith(point: Point, inverseZ: bigint): Uint8Array {
   const out = new Uint8Array(65);
   out[0] = 0x04;
   out.set(Fp.toBytes(Fp.mul(point.X, inverseZ)), 1);
   out.set(Fp.toBytes(Fp.mul(point.Y, inverseZ)), 33);
   return out;
+}
+
+function uncompressed(point: Point): Uint8Array {
+  return Fp.eql(point.Z, Fp.ONE) ? uncompressedAffine(point) : uncompressedWith(point, Fp.inv(point.Z));
+}
+
+/** peer + G in the form the oracle takes, per peer point; null when peer = -G. */
+const plusGs = new WeakMap<Point, Uint8Array | null>();
+/** A key's affine coordinates and 1/(2·yK), per key point. */
+const inverses = new WeakMap<Point, { x: bigint; y: bigint; inverse2y: bigint }>();
+
+/**
+ * Readies peers and keys for fullDh with ONE field inversion for all of them (Montgomery's trick,
+ * noble's invertBatch): each peer needs the affine form of peer + G, each new key 1/(2·yK), and
+ * an inversion costs ~65 µs here, several per login. Optional: fullDh computes what is missing.
+ */
+export function prepareFullDh(peers: readonly Point[], keys: readonly Point[] = []): void {
+  const sums: Array<{ peer: Point; sum: Point }> = [];
+  for (const peer of peers) {
+    if (plusGs.has(peer) || peer.equals(G)) continue;
+    const sum = peer.add(G);
+    if (sum.is0()) plusGs.set(peer, null);
+    else sums.push({ peer, sum });
+  }
+  const newKeys: Array<{ key: Point; x: bigint; y: bigint }> = [];
+  for (const key of keys) {
+    if (inverses.has(key) || newKeys.some((k) => k.key === key)) continue;
+    const { x, y } = key.toAffine();
+    newKeys.push({ key, x, y });
+  }
+  if (sums.length + newKeys.length === 0) return;
+  const inverted = Fp.invertBatch([...sums.map((s) => s.sum.Z), ...newKeys.map((k) => Fp.mul(2n, k.y))]);
+  sums.forEach(({ peer, sum }, i) => plusGs.set(peer, uncompressedWith(sum, inverted[i]!)));
+  newKeys.forEach(({ key, x, y }, i) => inverses.set(key, { x, y, inverse2y: inverted[sums.length + i]! }));
 }
 
 /**
@@ -57,37 +96,28 @@ function uncompressed(point: Point): Uint8Array {
  */
 export async function fullDh(xOnly: XOnlyDh, publicKey: Point, peer: Point): Promise<Point> {
   if (peer.equals(G)) return publicKey;
-  const peerPlusG = peer.add(G);
-  if (peerPlusG.is0()) return publicKey.negate();
-  const [x1, x2] = await Promise.all([xOnly(uncompressed(peer)), xOnly(uncompressed(peerPlusG))]);
+  prepareFullDh([peer]);
+  const peerPlusG = plusGs.get(peer)!;
+  if (peerPlusG === null) return publicKey.negate();
+  const [x1, x2] = await Promise.all([xOnly(uncompressed(peer)), xOnly(peerPlusG)]);
   if (x1.length !== 32 || x2.length !== 32) throw new InconsistentKeyOperation('ECDH output is not 32 bytes');
   const X1 = bytesToBigInt(x1);
   const X2 = bytesToBigInt(x2);
   if (X1 >= Fp.ORDER || X2 >= Fp.ORDER) throw new InconsistentKeyOperation('ECDH output is not a field element');
-  const K = affineWithInverse(publicKey);
+  prepareFullDh([], [publicKey]);
+  const K = inverses.get(publicKey)!;
   return Point.fromAffine({ x: X1, y: solveY(X1, X2, K, K.inverse2y) });
-}
-
-const inverses = new WeakMap<Point, { x: bigint; y: bigint; inverse2y: bigint }>();
-
-/** K's affine coordinates and 1/(2·yK), computed once per key object. */
-function affineWithInverse(K: Point): { x: bigint; y: bigint; inverse2y: bigint } {
-  let cached = inverses.get(K);
-  if (!cached) {
-    const { x, y } = K.toAffine();
-    cached = { x, y, inverse2y: Fp.inv(Fp.mul(2n, y)) };
-    inverses.set(K, cached);
-  }
-  return cached;
 }
 
 /** A software scalar as an x-only ECDH oracle (node:crypto: ~30x faster than a JS multiply). */
 export function softwareKey(scalar: bigint): { xOnly: XOnlyDh; publicKey: Point } {
   const ecdh = createECDH('prime256v1');
   ecdh.setPrivateKey(Buffer.from(scalar.toString(16).padStart(64, '0'), 'hex'));
+  const pub = ecdh.getPublicKey();
   return {
     xOnly: (peer) => ecdh.computeSecret(peer),
-    publicKey: Point.fromBytes(ecdh.getPublicKey()),
+    // OpenSSL made this point from the scalar: no need to re-check it is on the curve.
+    publicKey: Point.fromAffine({ x: bytesToBigInt(pub.subarray(1, 33)), y: bytesToBigInt(pub.subarray(33)) }),
   };
 }
 

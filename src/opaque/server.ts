@@ -15,7 +15,7 @@ import {
   parseRegistrationRequest, serializeEnvelope, serializeKE2, serializeRegistrationResponse,
 } from './messages.js';
 import { deriveScalar } from './oprf.js';
-import { deserializeElementFast, fullDh, softwareKey } from './full-point.js';
+import { deserializeElementFast, fullDh, prepareFullDh, softwareKey } from './full-point.js';
 import type { OpaqueServerKeys } from './server-keys.js';
 
 const DH_KEY_PAIR_INFO = utf8('OPAQUE-DeriveDiffieHellmanKeyPair');
@@ -95,6 +95,7 @@ export class OpaqueServer {
     const ke1 = parseKE1(ke1Bytes, deserializeElementFast);
     const clientPublicKey = deserializeElementFast(record.clientPublicKey, 'record client_public_key');
     const serverKeyshare = softwareKey(deriveScalar(fixed.serverKeyshareSeed ?? randomBytes(Nseed), DH_KEY_PAIR_INFO));
+    prepareFullDh([ke1.blindedMessage, ke1.clientPublicKeyshare, clientPublicKey], [serverKeyshare.publicKey]);
     // The token calls (OPRF evaluation, dh2) and the software DH all start at once.
     const [evaluatedMessage, dh1, dh2, dh3] = await Promise.all([
       this.keys.evaluate(credentialIdentifier, ke1.blindedMessage),

@@ -3,7 +3,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { p256 } from '@noble/curves/nist.js';
-import { fullDh, softwareKey } from '../../src/opaque/full-point.js';
+import { fullDh, prepareFullDh, softwareKey } from '../../src/opaque/full-point.js';
 import { G, Point } from '../../src/opaque/group.js';
 import { InconsistentKeyOperation } from '../../src/opaque/errors.js';
 import { bytesToBigInt } from '../../src/opaque/group.js';
@@ -47,6 +47,19 @@ describe('full-point recovery from x-only ECDH', () => {
       expect((await fullDh(key.xOnly, K, P)).equals(P.multiply(k))).toBe(true);
     }
   }, 120_000);
+
+  it('prepared in one batch (special points and repeats included), the results are the same', async () => {
+    for (let round = 0; round < 50; round++) {
+      const f = randomScalar();
+      const fresh = softwareKey(f);
+      const peers = [G.multiply(randomScalar()), G, G.negate(), fresh.publicKey.negate(), softwareKey(randomScalar()).publicKey];
+      prepareFullDh([...peers, peers[0]!], [fresh.publicKey, K, fresh.publicKey]);
+      for (const P of peers) {
+        expect((await fullDh(key.xOnly, K, P)).equals(P.multiply(k))).toBe(true);
+        expect((await fullDh(fresh.xOnly, fresh.publicKey, P)).equals(P.multiply(f))).toBe(true);
+      }
+    }
+  });
 
   it('refuses answers that do not come from one key', async () => {
     const other = softwareKey(randomScalar());
