@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IncompatibleStore, StoreUnavailable } from '../../src/store/errors.js';
+import { IncompatibleStore, StoreUnavailable, VersionConflict } from '../../src/store/errors.js';
 import { SQLITE_SCHEMA_VERSION, SqliteStore } from '../../src/store/sqlite.js';
 
 /** Starts an incrementer child; resolves once it is ready, with a function that releases it. */
@@ -133,5 +133,70 @@ describe('sqlite store file', () => {
     expect(record!.version).toBe(2 * perProcess);
     // The processes really raced (each saw the other's writes), yet no increment was lost.
     expect(conflicts[0]! + conflicts[1]!).toBeGreaterThan(0);
+  });
+
+  it('group-commits the writes of one turn: each its own compare-and-swap, in order, all durable', async () => {
+    const path = freshPath();
+    const store = SqliteStore.open(path);
+    await store.put('bob', new Uint8Array([0]), null);
+    // Issued together: 20 new users, three writes racing on bob at version 1, a delete of one
+    // of the new users at version 1 after its creation (same batch, later in order).
+    const writes = [
+      ...Array.from({ length: 20 }, (_, i) => store.put(`user-${i}`, new Uint8Array([i]), null)),
+      store.put('bob', new Uint8Array([1]), 1),
+      store.put('bob', new Uint8Array([2]), 1),
+      store.put('bob', new Uint8Array([3]), 1),
+      store.delete('user-7', 1),
+    ];
+    const results = await Promise.allSettled(writes);
+    expect(results.slice(0, 20).every((r) => r.status === 'fulfilled')).toBe(true);
+    const bob = results.slice(20, 23);
+    expect(bob[0]).toMatchObject({ status: 'fulfilled', value: { version: 2 } });
+    for (const lost of bob.slice(1)) {
+      expect(lost.status).toBe('rejected');
+      const err = (lost as PromiseRejectedResult).reason as VersionConflict;
+      expect(err).toBeInstanceOf(VersionConflict);
+      expect(err.current).toBe(2);
+    }
+    expect(results[23]!.status).toBe('fulfilled');
+    await store.close();
+    // Another connection sees exactly that.
+    const again = SqliteStore.open(path);
+    expect(await again.get('bob')).toMatchObject({ version: 2, value: new Uint8Array([1]) });
+    expect(await again.get('user-7')).toBeNull();
+    expect((await again.get('user-19'))!.value).toEqual(new Uint8Array([19]));
+    await again.close();
+  });
+
+  it('commits writes already issued when it closes, and refuses writes after', async () => {
+    const path = freshPath();
+    const store = SqliteStore.open(path);
+    const pending = store.put('carol', new Uint8Array([9]), null);
+    await store.close();
+    await expect(pending).resolves.toMatchObject({ version: 1 });
+    await expect(store.put('dave', new Uint8Array([1]), null)).rejects.toThrow(StoreUnavailable);
+    const again = SqliteStore.open(path);
+    expect((await again.get('carol'))!.version).toBe(1);
+    await again.close();
+  });
+
+  it('fails a whole batch closed when the write lock is held, leaving nothing half-written', async () => {
+    const path = freshPath();
+    const store = SqliteStore.open(path, { busyTimeoutMs: 100 });
+    await store.put('erin', new Uint8Array([1]), null);
+    const other = new Database(path);
+    other.exec('BEGIN IMMEDIATE');
+    let results: PromiseSettledResult<unknown>[];
+    try {
+      results = await Promise.allSettled([store.put('erin', new Uint8Array([2]), 1), store.put('frank', new Uint8Array([1]), null)]);
+    } finally {
+      other.exec('ROLLBACK');
+      other.close();
+    }
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected']);
+    for (const r of results) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(StoreUnavailable);
+    expect((await store.get('erin'))!.version).toBe(1);
+    expect(await store.get('frank')).toBeNull();
+    await store.close();
   });
 });
