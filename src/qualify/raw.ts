@@ -5,10 +5,8 @@
 // so even a killed run leaves none behind. Every session opened here is closed by `closeAll`.
 
 import { ckrName, ckrValue } from '../hsm/ckr.js';
-import { TokenNotFound } from '../hsm/errors.js';
 import type { ModuleLease, Pkcs11 } from '../hsm/pkcs11/module-registry.js';
 import type { Template } from '../hsm/pkcs11/templates.js';
-import type { Pkcs11Uri } from '../hsm/uri.js';
 import * as C from '../hsm/pkcs11/constants.js';
 
 export type Handle = Buffer;
@@ -54,8 +52,6 @@ export function attempt<T>(fn: () => T): Attempt<T> {
 export function describe(a: Attempt<unknown>): string {
   return a.ok ? 'accepted' : `refused (${a.ckr})`;
 }
-
-const trim = (s: string): string => s.replace(/[\s\0]+$/, '');
 
 export class RawToken {
   private readonly sessions = new Set<Handle>();
@@ -128,26 +124,8 @@ export class RawToken {
   }
 }
 
-/** The slot holding the token the URI names (the same rules as the driver's). */
-export function findSlot(pkcs11: Pkcs11, uri: Pkcs11Uri): Handle {
-  const matches: Handle[] = [];
-  const seen: string[] = [];
-  for (const slot of pkcs11.C_GetSlotList(true)) {
-    const info = pkcs11.C_GetTokenInfo(slot);
-    const label = trim(info.label);
-    seen.push(label);
-    if (uri.token !== undefined && label !== uri.token) continue;
-    if (uri.manufacturer !== undefined && trim(info.manufacturerID) !== uri.manufacturer) continue;
-    if (uri.serial !== undefined && trim(info.serialNumber) !== uri.serial) continue;
-    if (uri.model !== undefined && trim(info.model) !== uri.model) continue;
-    if (uri.slotId !== undefined && slot.readUIntLE(0, Math.min(6, slot.length)) !== uri.slotId) continue;
-    if (uri.token === undefined && uri.serial === undefined && (info.flags & CKF_TOKEN_INITIALIZED) === 0) continue;
-    matches.push(slot);
-  }
-  if (matches.length === 0) throw new TokenNotFound(`no token matches the URI (tokens present: ${seen.filter((l) => l !== '').map((l) => `"${l}"`).join(', ') || 'none'})`);
-  if (matches.length > 1) throw new TokenNotFound(`the URI matches ${matches.length} tokens; add token= or serial=`);
-  return matches[0]!;
-}
+/** The slot holding the token the URI names: the driver's own rules, so qualification tests the token the driver would use. */
+export { findSlot } from '../hsm/pkcs11/slot.js';
 
 // ---- templates for session-object probes ---------------------------------------------------
 
