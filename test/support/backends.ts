@@ -53,7 +53,8 @@ export const softHsmBackend: Backend = {
     return {
       driver,
       harness: {
-        closeAllSessions: () => pkcs11.C_CloseAllSessions(slot),
+        // Between calls, as a token reset does: under a call in flight SoftHSM2 crashes.
+        closeAllSessions: () => driver.whileIdle(() => pkcs11.C_CloseAllSessions(slot)),
         logoutElsewhere: () => {
           const s = pkcs11.C_OpenSession(slot, 0x06);
           try {

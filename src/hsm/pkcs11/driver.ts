@@ -107,6 +107,22 @@ export class Pkcs11Driver implements HsmDriver {
     return { ...this.token.counters };
   }
 
+  /**
+   * Runs `fn` at a moment when no call of this driver is inside the token, holding new worker
+   * calls back meanwhile; they run afterwards and meet whatever `fn` did. For fault injection
+   * (qualification, tests): closing sessions under a call in flight on them is undefined
+   * behaviour in PKCS#11 (SoftHSM2 crashes), while closing them between calls is the fault a
+   * token reset or an HSM failover causes.
+   */
+  async whileIdle<T>(fn: () => T): Promise<T> {
+    await this.token.pool.quiesce();
+    try {
+      return fn();
+    } finally {
+      this.token.pool.resume();
+    }
+  }
+
   /** The loaded module and slot, for tests that invalidate sessions behind the driver's back. */
   get rawModule(): { pkcs11: Pkcs11; slot: Buffer } {
     return { pkcs11: this.token.pkcs11, slot: this.token.slot };

@@ -157,7 +157,7 @@ export async function mixedOperation(driver: HsmDriver, w: Workload, i: number):
 
 /** `count` mixed operations issued `inFlight` at a time; tallies wrong results and errors. */
 export async function mixedLoad(
-  driver: HsmDriver, w: Workload, count: number, inFlight: number, at?: { index: number; action: () => void },
+  driver: HsmDriver, w: Workload, count: number, inFlight: number, at?: { index: number; action: () => unknown },
 ): Promise<{ ok: number; wrong: string[]; errors: string[] }> {
   let next = 0;
   let ok = 0;
@@ -166,7 +166,7 @@ export async function mixedLoad(
   const lane = async (): Promise<void> => {
     while (next < count) {
       const i = next++;
-      if (at && i === at.index) at.action();
+      if (at && i === at.index) await at.action(); // the other lanes keep issuing calls meanwhile
       try {
         const problem = await mixedOperation(driver, w, i);
         if (problem) wrong.push(problem);
