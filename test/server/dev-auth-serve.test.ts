@@ -2,45 +2,15 @@
 // warns loudly, accepts the tokens it signs (alongside --jwt-keys), and without --dev-auth the
 // same tokens are refused. HSM_VAULT_DEV_AUTH is its environment twin, read strictly.
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createFleetKeys } from '../../src/fleet/keys.js';
 import { openHsm } from '../../src/hsm/open.js';
 import { DEV_AUTH_KEY_FILE, openDevAuthKey, signDevToken } from '../../src/server/dev-auth.js';
 import { testKeys, tokenFor } from './support.js';
-
-const ENTRY = join(import.meta.dirname, 'fixtures', 'serve-main.ts');
-const children: ChildProcess[] = [];
-afterAll(() => {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-});
-
-function start(args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const listening = new Promise<string>((resolve, reject) => {
-    const timer = setInterval(() => {
-      const m = /Server listening at (http:\/\/[0-9.]+:[0-9]+)/.exec(stdout);
-      if (m) {
-        clearInterval(timer);
-        resolve(m[1]!);
-      }
-    }, 50);
-    void exited.then(() => {
-      clearInterval(timer);
-      reject(new Error(`serve exited early: ${stderr}`));
-    });
-  });
-  return { child, exited, listening, output: () => ({ stdout, stderr }) };
-}
+import { startServe as start } from './serve-process.js';
 
 let dir: string;
 let baseEnv: Record<string, string>;

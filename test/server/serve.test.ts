@@ -1,45 +1,15 @@
 // `hsm-vault serve` as a process: flags and environment twins, a fake token with a fleet in it,
 // real HTTP on an ephemeral port, SIGTERM drains and exits 0, bad configuration exits 1 in one line.
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseListen } from '../../src/cli/serve.js';
 import { createFleetKeys } from '../../src/fleet/keys.js';
 import { openHsm } from '../../src/hsm/open.js';
 import { testKeys, tokenFor } from './support.js';
-
-const ENTRY = join(import.meta.dirname, 'fixtures', 'serve-main.ts');
-const children: ChildProcess[] = [];
-afterAll(() => {
-  for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
-});
-
-function start(args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, ['--import', 'tsx', ENTRY, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const listening = new Promise<string>((resolve, reject) => {
-    const timer = setInterval(() => {
-      const m = /Server listening at (http:\/\/[0-9.]+:[0-9]+)/.exec(stdout);
-      if (m) {
-        clearInterval(timer);
-        resolve(m[1]!);
-      }
-    }, 50);
-    void exited.then(() => {
-      clearInterval(timer);
-      reject(new Error(`serve exited early: ${stderr}`));
-    });
-  });
-  return { child, exited, listening, output: () => ({ stdout, stderr }) };
-}
+import { startServe as start } from './serve-process.js';
 
 describe('parseListen', () => {
   it('reads HOST:PORT and [v6]:PORT', () => {
