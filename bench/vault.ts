@@ -17,7 +17,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -31,7 +31,7 @@ import { findSoftHsmModule, initSoftHsmToken } from '../src/hsm/softhsm.js';
 import { Pkcs11Driver } from '../src/hsm/pkcs11/driver.js';
 import { parseHsmUri, type Pkcs11Uri } from '../src/hsm/uri.js';
 import type { HsmDriver } from '../src/hsm/driver.js';
-import { OpaqueClient, OpaqueServer, identityKsf, parseRegistrationRecord } from '../src/opaque/index.js';
+import { OpaqueClient, OpaqueServer, identityKsf } from '../src/opaque/index.js';
 import { finalize } from '../src/opaque/oprf.js';
 import { expand, extract, hash, mac } from '../src/opaque/kdf.js';
 import { recover } from '../src/opaque/envelope.js';
@@ -47,6 +47,7 @@ import { tokenServerKeys } from '../src/vault/token-server-keys.js';
 import { Vault } from '../src/vault/vault.js';
 import { serverLogin } from './opaque.js';
 import { median, rate, saturated, type BenchOptions } from './measure.js';
+import { freePorts } from '../test/support/ports.js';
 
 const FLEET = 'bench-fleet';
 const PASSWORD = 'bench password';
@@ -320,17 +321,6 @@ class EtcdProcesses {
     })));
     rmSync(this.root, { recursive: true, force: true });
   }
-}
-
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(Array.from({ length: count }, () => new Promise<ReturnType<typeof createNetServer>>((resolve, reject) => {
-    const server = createNetServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve(server));
-  })));
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  return ports;
 }
 
 async function healthy(port: number): Promise<boolean> {

@@ -14,7 +14,6 @@
 
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createPrivateKey, randomBytes } from 'node:crypto';
-import { createServer, type AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { GenericContainer, Wait, type StartedTestContainer } from 'testcontainers';
@@ -24,6 +23,7 @@ import { decodeBase64url } from '../../src/client/base64url.js';
 import { identityKsf } from '../../src/opaque/ksf.js';
 import { signDevToken } from '../../src/server/dev-auth.js';
 import { containersUnavailable, describeContainers } from '../support/containers.js';
+import { freePorts } from '../support/ports.js';
 
 const NODE_IMAGE = process.env.HSM_VAULT_NODE_IMAGE ?? 'hsm-vault/node:dev';
 const ETCD_IMAGE = process.env.HSM_VAULT_ETCD_IMAGE ?? 'hsm-vault/etcd:dev';
@@ -33,20 +33,6 @@ const LABELS = ['vault-1', 'vault-2', 'vault-3'] as const;
 const MODULE = '/usr/lib/softhsm/libsofthsm2.so';
 const CEREMONY_SCRIPT = resolve(import.meta.dirname, '../../docker/fleet-ceremony.sh');
 const enc = new TextEncoder();
-
-/** Loopback ports nobody listens on right now (etcd and the nodes bind them on the host). */
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((ok, fail) => {
-      const server = createServer();
-      server.once('error', fail);
-      server.listen(0, '127.0.0.1', () => ok(server));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((ok) => s.close(ok))));
-  return ports;
-}
 
 async function readStream(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const chunks: Buffer[] = [];

@@ -6,11 +6,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { Reaper } from './reaper.js';
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'vitest';
+import { freePorts } from './ports.js';
 
 const ETCD_BIN = process.env.HSM_VAULT_TEST_ETCD_BIN ?? 'etcd';
 
@@ -175,20 +175,6 @@ export class EtcdCluster {
     m.process = child;
     this.reaper.watch(child.pid!);
   }
-}
-
-async function freePorts(count: number): Promise<number[]> {
-  // Hold every socket open until all are bound, so the ports are distinct.
-  const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-      const server = createServer();
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve(server));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  return ports;
 }
 
 async function getHealth(port: number): Promise<boolean> {
