@@ -180,17 +180,6 @@ export function deriveEcdh(raw: RawToken, session: Handle, key: Handle, publicDa
   return raw.pkcs11.C_DeriveKey(session, mechanism as Mechanism, key, template);
 }
 
-export function readableSecretTemplate(length = 32): Template {
-  return [
-    { type: C.CKA_CLASS, value: C.CKO_SECRET_KEY },
-    { type: C.CKA_KEY_TYPE, value: C.CKK_GENERIC_SECRET },
-    { type: C.CKA_TOKEN, value: false },
-    { type: C.CKA_SENSITIVE, value: false },
-    { type: C.CKA_EXTRACTABLE, value: true },
-    { type: C.CKA_VALUE_LEN, value: length },
-  ];
-}
-
 export function bool(value: Buffer | undefined): boolean | undefined {
   return value === undefined || value.length === 0 ? undefined : value[0] !== 0;
 }

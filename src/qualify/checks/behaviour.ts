@@ -6,7 +6,8 @@ import { p256 } from '@noble/curves/nist.js';
 import { InvalidPoint, MechanismUnsupported } from '../../hsm/errors.js';
 import { derWrapOctetString } from '../../hsm/ec-point.js';
 import * as C from '../../hsm/pkcs11/constants.js';
-import { aesSessionValue, attempt, bool, type Mechanism, deriveEcdh, ecdhSessionPair, readableSecretTemplate } from '../raw.js';
+import { ecdhOutputTemplate } from '../../hsm/pkcs11/templates.js';
+import { aesSessionValue, attempt, bool, type Mechanism, deriveEcdh, ecdhSessionPair } from '../raw.js';
 import { fail, measuring, pass, quirk, skip, type Check, type Outcome, type QualifyContext } from '../types.js';
 import { same } from './util.js';
 
@@ -93,7 +94,7 @@ export const behaviourChecks: Check[] = [
           { name: 'compressed', data: p256.getPublicKey(peer, true) },
         ];
         const results = forms.map((f) => {
-          const d = attempt(() => deriveEcdh(raw, s, pair.privateKey, f.data, readableSecretTemplate()));
+          const d = attempt(() => deriveEcdh(raw, s, pair.privateKey, f.data, ecdhOutputTemplate()));
           if (!d.ok) return { name: f.name, ok: false, text: `${f.name}: ${d.ckr}` };
           const v = raw.attribute(s, d.value, C.CKA_VALUE);
           const right = v.ok && same(v.value, expected);
@@ -129,7 +130,7 @@ export const behaviourChecks: Check[] = [
       const raw = ctx.raw;
       const token = raw.withSession((s) => {
         const pair = ecdhSessionPair(raw, s, ctx.label('invalid-probe'));
-        return points.map(({ name, point }) => ({ name, a: attempt(() => deriveEcdh(raw, s, pair.privateKey, point, readableSecretTemplate())) }));
+        return points.map(({ name, point }) => ({ name, a: attempt(() => deriveEcdh(raw, s, pair.privateKey, point, ecdhOutputTemplate())) }));
       });
       const accepted = token.filter((t) => t.a.ok).map((t) => t.name);
       const how = [...new Set(token.filter((t) => !t.a.ok).map((t) => (t.a.ok ? '' : t.a.ckr)))].join('/');
@@ -150,12 +151,12 @@ export const behaviourChecks: Check[] = [
         const peer = p256.utils.randomSecretKey();
         const expected = p256.getSharedSecret(peer, pair.point, true).subarray(1);
         const point = p256.getPublicKey(peer, false);
-        const d = attempt(() => deriveEcdh(raw, s, pair.privateKey, point, readableSecretTemplate(32)));
+        const d = attempt(() => deriveEcdh(raw, s, pair.privateKey, point, ecdhOutputTemplate()));
         if (!d.ok) return fail(`derive with CKA_VALUE_LEN=32 refused: ${d.ckr}`);
         const v = raw.attribute(s, d.value, C.CKA_VALUE);
         if (!v.ok) return fail(`derived value unreadable: ${v.ckr}`);
         if (!same(v.value, expected)) return fail(`output is ${v.value.length} bytes and is not x(k·P)`);
-        const noLen = attempt(() => deriveEcdh(raw, s, pair.privateKey, point, readableSecretTemplate().filter((a) => a.type !== C.CKA_VALUE_LEN)));
+        const noLen = attempt(() => deriveEcdh(raw, s, pair.privateKey, point, ecdhOutputTemplate().filter((a) => a.type !== C.CKA_VALUE_LEN)));
         let without = `refused (${noLen.ok ? '' : noLen.ckr})`;
         if (noLen.ok) {
           const nv = raw.attribute(s, noLen.value, C.CKA_VALUE);

@@ -1,7 +1,6 @@
 // Module and token basics: the module loads, initializes with OS locking, the token is present
 // and logged in, how many sessions it really opens, and whether concurrent calls stay correct.
 
-import * as C from '../../hsm/pkcs11/constants.js';
 import {
   CKF_LOGIN_REQUIRED, CKF_TOKEN_INITIALIZED, CKF_USER_PIN_COUNT_LOW, CKF_USER_PIN_FINAL_TRY, CKF_USER_PIN_INITIALIZED,
   CKF_USER_PIN_LOCKED, CKS_RW_USER_FUNCTIONS,
