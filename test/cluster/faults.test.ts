@@ -67,16 +67,18 @@ if (missing) {
       await cluster?.stop();
     });
 
+    /** An SDK client of node i. */
+    const client = (i: number) => new VaultClient({
+      baseUrl: nodes!.nodes[i]!.baseUrl,
+      fleetId: fleet.fleetId,
+      pinnedKeys: { ake: fleet.keys.ake, hpke: fleet.keys.hpke },
+      ksf: identityKsf,
+      fetch: spreadIpFetch,
+      getToken: (scope, user) => account.token(scope, user),
+    });
+
     it('crash: kill -9 mid-stream loses no registration, moves no counter back and corrupts no record', async () => {
       const victim = nodes!.nodes[0]!;
-      const client = (i: number) => new VaultClient({
-        baseUrl: nodes!.nodes[i]!.baseUrl,
-        fleetId: fleet.fleetId,
-        pinnedKeys: { ake: fleet.keys.ake, hpke: fleet.keys.hpke },
-        ksf: identityKsf,
-        fetch: spreadIpFetch,
-        getToken: (scope, user) => account.token(scope, user),
-      });
       const clients = [0, 1, 2].map(client);
       const tag = randomBytes(3).toString('hex');
 
@@ -233,14 +235,6 @@ if (missing) {
     });
 
     it('fail closed: answers 503 without KE2 while 2 of 3 members are down, and resumes when they return', async () => {
-      const client = (i: number) => new VaultClient({
-        baseUrl: nodes!.nodes[i]!.baseUrl,
-        fleetId: fleet.fleetId,
-        pinnedKeys: { ake: fleet.keys.ake, hpke: fleet.keys.hpke },
-        ksf: identityKsf,
-        fetch: spreadIpFetch,
-        getToken: (scope, user) => account.token(scope, user),
-      });
       const tag = randomBytes(3).toString('hex');
       const guessed = `u-${tag}`;
       const recovered = `v-${tag}`;
