@@ -2,12 +2,12 @@
 // SoftHSM2 token. A backend-specific harness does what only a test may do (invalidate sessions
 // behind the driver's back).
 
-import { describe, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import type { HsmDriver } from '../../src/hsm/driver.js';
 import { FakeDriver } from '../../src/hsm/fake/driver.js';
 import { Pkcs11Driver } from '../../src/hsm/pkcs11/driver.js';
 import { parseHsmUri } from '../../src/hsm/uri.js';
+import { skipOrRequire } from './requirement.js';
 
 export interface Harness {
   /** Invalidates every session of the driver's module behind its back. */
@@ -81,18 +81,7 @@ export function backends(): Backend[] {
  */
 export function reportMissingSoftHsm(): void {
   if (softHsmUri()) return;
-  const reason = process.env.HSM_VAULT_TEST_SOFTHSM_MISSING ?? 'SoftHSM2 token not available';
-  if (process.env.HSM_VAULT_REQUIRE_SOFTHSM === '1') {
-    describe('softhsm2 (required)', () => {
-      it('has a real SoftHSM2 token', () => {
-        throw new Error(`HSM_VAULT_REQUIRE_SOFTHSM=1 but ${reason}`);
-      });
-    });
-  } else {
-    describe.skip(`softhsm2 skipped: ${reason}`, () => {
-      it('real-token suite', () => {});
-    });
-  }
+  skipOrRequire('softhsm2', 'HSM_VAULT_REQUIRE_SOFTHSM', process.env.HSM_VAULT_TEST_SOFTHSM_MISSING ?? 'SoftHSM2 token not available');
 }
 
 /** A label unique to this test run, so tests never collide on a shared token. */

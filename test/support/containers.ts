@@ -2,8 +2,9 @@
 // engine and the images are there, and the rule for when they are not (skip with one clear line,
 // or fail under CONTAINERS_REQUIRED=1).
 
-import { describe, it } from 'vitest';
+import { describe } from 'vitest';
 import { ImageName, getContainerRuntimeClient } from 'testcontainers';
+import { skipOrRequire } from './requirement.js';
 
 // No Ryuk (testcontainers' reaper is a Docker Hub image; the suites stop their containers), and
 // no lookup of the engine's `bridge` network, which engines started with --bridge=none lack.
@@ -39,16 +40,7 @@ export async function containersUnavailable(images: readonly NeededImage[]): Pro
 export function describeContainers(reason: string | undefined, title: string, body: () => void): void {
   if (reason === undefined) {
     describe(title, body);
-  } else if (process.env.CONTAINERS_REQUIRED === '1') {
-    describe(`${title} (required)`, () => {
-      it('has a container engine and the images', () => {
-        throw new Error(`CONTAINERS_REQUIRED=1 but ${reason}`);
-      });
-    });
   } else {
-    process.stderr.write(`containers skipped: ${reason}\n`);
-    describe.skip(`containers skipped: ${reason}`, () => {
-      it(title, () => {});
-    });
+    skipOrRequire(title, 'CONTAINERS_REQUIRED', reason);
   }
 }

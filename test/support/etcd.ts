@@ -9,8 +9,8 @@ import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, mkdirSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { describe, it } from 'vitest';
 import { freePorts } from './ports.js';
+import { skipOrRequire } from './requirement.js';
 
 const ETCD_BIN = process.env.HSM_VAULT_TEST_ETCD_BIN ?? 'etcd';
 
@@ -23,17 +23,7 @@ export function etcdMissingReason(): string | undefined {
 
 /** Same pattern as reportMissingSoftHsm: a skip with the reason locally, a failure when required. */
 export function reportMissingEtcd(reason: string): void {
-  if (process.env.HSM_VAULT_REQUIRE_ETCD === '1') {
-    describe('etcd (required)', () => {
-      it('has an etcd binary', () => {
-        throw new Error(`HSM_VAULT_REQUIRE_ETCD=1 but ${reason}`);
-      });
-    });
-  } else {
-    describe.skip(`etcd skipped: ${reason}`, () => {
-      it('etcd suite', () => {});
-    });
-  }
+  skipOrRequire('etcd', 'HSM_VAULT_REQUIRE_ETCD', reason);
 }
 
 interface Member {
