@@ -269,7 +269,8 @@ class LoadWorker {
   }
 }
 
-// ---- etcd on loopback (the minimal start/stop of test/support/etcd.ts; bench code does not import test/)
+// ---- etcd on loopback (the minimal start/stop of test/support/etcd.ts, which the bench cannot import:
+// it pulls in vitest; test/support/ports.ts has no such dependency)
 
 const ETCD_BIN = process.env.HSM_VAULT_TEST_ETCD_BIN ?? 'etcd';
 

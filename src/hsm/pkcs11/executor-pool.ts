@@ -129,10 +129,7 @@ export class ExecutorPool {
       worker.unref();
       const slot: Slot = { index, worker, control, cells, jobs: cells.map(() => undefined), session: null, stale: true, freshSession: true, inFlight: 0, seq: 0, exited: false };
       worker.on('error', (err) => this.failSlot(slot, err));
-      worker.on('exit', () => {
-        slot.exited = true;
-        this.failSlot(slot, new TokenUnavailable('executor worker exited'));
-      });
+      worker.on('exit', () => this.failSlot(slot, new TokenUnavailable('executor worker exited')));
       this.slots.push(slot);
     }
   }
