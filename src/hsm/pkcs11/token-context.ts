@@ -114,6 +114,17 @@ export class TokenContext {
     return new Map(values.map((a) => [a.type, a.value]));
   }
 
+  /**
+   * The token call behind a failed attempt (anything else is rethrown as it is). A call that
+   * failed after its *Init on the event-loop thread's session leaves that session unusable.
+   */
+  private failedCall(err: unknown): CallError {
+    const call = asCallError(err);
+    if (!call) throw err;
+    if (call.tainted && call.slot < 0) this.replaceMainSession();
+    return call;
+  }
+
   /** One attempt, one recovery, one retry; maps failures to typed errors. */
   async guarded<T>(what: string, context: CallContext, attempt: () => Promise<T>, write = false): Promise<T> {
     if (this.closed) throw new DriverClosed();
@@ -129,9 +140,7 @@ export class TokenContext {
       try {
         return await attempt();
       } catch (err) {
-        const call = asCallError(err);
-        if (!call) throw err;
-        if (call.tainted && call.slot < 0) this.replaceMainSession();
+        const call = this.failedCall(err);
         const recovery = recoveryFor(call.rv);
         if (recovery === 'none') throw mapFailure(context, what, failureOf(call.fn, call.rv));
         // Under load many calls fail from one loss. Only a call that started after the latest
@@ -148,9 +157,7 @@ export class TokenContext {
       try {
         return await attempt();
       } catch (err) {
-        const call = asCallError(err);
-        if (!call) throw err;
-        if (call.tainted && call.slot < 0) this.replaceMainSession();
+        const call = this.failedCall(err);
         const failure = failureOf(call.fn, call.rv);
         if (recoveryFor(call.rv) !== 'none') throw new TokenUnavailable(`${what}: token unavailable after one recovery`, failure);
         throw mapFailure(context, what, failure);
