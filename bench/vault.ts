@@ -12,9 +12,14 @@
 // per user: the SDK's pure-JS client (@noble, ~0.1 s per login) would otherwise be the bottleneck.
 // The server precomputes nothing: every recovery is a fresh KE2, counter commit, KE3 check, release.
 // Each concurrency lane owns its users, so no user ever has two recoveries in flight.
+// On Linux the report also splits the CPU one recovery and one library login cost by thread
+// (bench/thread-cpu.ts): the node's event-loop thread, the token's worker threads, the load
+// generator, and the rest (libuv's pool, which runs WebCrypto — the node's JWT signature checks,
+// the client's decryption of the released secret — and V8's GC threads). On a 2-core machine that
+// split, not the token, bounds the ratio: the library login needs no HTTP, JWT, store or sealing.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomFill } from 'node:crypto';
 import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -48,6 +53,7 @@ import { Vault } from '../src/vault/vault.js';
 import { serverLogin } from './opaque.js';
 import { median, rate, saturated, type BenchOptions } from './measure.js';
 import { freePorts } from '../test/support/ports.js';
+import { cpuByGroup, currentThreadId, newThreads, threadCpu, threadCpuAvailable, type ThreadCpu } from './thread-cpu.js';
 
 const FLEET = 'bench-fleet';
 const PASSWORD = 'bench password';
@@ -66,7 +72,21 @@ interface Row {
   library_logins_s: number;
   ratio: number;
   event_loop_lag_p99_ms: number;
+  /** CPU ms per recovery and per library login by thread group (Linux only; medians of rounds). */
+  cpu_ms_per_recovery?: CpuSplit;
+  cpu_ms_per_library_login?: CpuSplit;
 }
+
+/** Where the CPU goes, per operation: this process's threads in four groups. */
+interface CpuSplit {
+  event_loop: number;
+  token_workers: number;
+  load_generator: number;
+  /** libuv's pool (WebCrypto: the node's JWT checks, the client's secret decryption), V8's GC threads. */
+  other: number;
+}
+
+const CPU_GROUPS = ['event_loop', 'token_workers', 'load_generator', 'other'] as const;
 
 /**
  * Raw durable commits per second of SQLite as the store opens it (WAL, synchronous=FULL), one
@@ -105,7 +125,11 @@ export async function benchVault(o: BenchOptions): Promise<void> {
   writeFileSync(pinFile, pin, { mode: 0o600 });
   const token = initSoftHsmToken({ stateDir: dir, label: 'bench-vault', userPin: pin, soPin: randomBytes(8).toString('hex') });
   process.env.SOFTHSM2_CONF = token.configPath;
+  // Start libuv's pool now, so that its threads are not taken for the driver's below.
+  await new Promise((resolve) => randomFill(Buffer.alloc(1), resolve));
+  const beforeDriver = threadCpu();
   const driver = await Pkcs11Driver.open(parseHsmUri(token.uri(pinFile)) as Pkcs11Uri);
+  const tokenWorkers = newThreads(beforeDriver);
   const rows: Row[] = [];
   let sqliteCommits = 0;
   let etcd: EtcdProcesses | undefined;
@@ -130,7 +154,7 @@ export async function benchVault(o: BenchOptions): Promise<void> {
         continue;
       }
       say(`${name}: starting node, registering ${users} users`);
-      rows.push(await benchStore(name, storeUrl, driver, library, { ...o, seconds }, users, say));
+      rows.push(await benchStore(name, storeUrl, driver, tokenWorkers, library, { ...o, seconds }, users, say));
       await etcd?.stop();
       etcd = undefined;
     }
@@ -149,7 +173,40 @@ export async function benchVault(o: BenchOptions): Promise<void> {
     ...rows.map((r) => [r.store, String(r.recoveries_s), String(r.p50_ms), String(r.p99_ms), String(r.library_logins_s), String(r.ratio), String(r.event_loop_lag_p99_ms)])];
   const w = table[0]!.map((_, i) => Math.max(...table.map((r) => r[i]!.length)));
   process.stdout.write(`${table.map((r) => r.map((c, i) => c.padStart(w[i]!)).join('  ')).join('\n')}\n`);
+  if (rows.some((r) => r.cpu_ms_per_recovery)) process.stdout.write(`\n${cpuTable(rows)}`);
   process.stdout.write(`\n${note}. sqlite raw commits (WAL, synchronous=FULL): ${sqliteCommits}/s, 2 per recovery, on the event loop. target: ratio >= 0.7 for sqlite\n`);
+}
+
+/** CPU per operation by thread group: why a recovery costs what it does next to a login. */
+function cpuTable(rows: Row[]): string {
+  const lines = [['CPU ms per op', ...CPU_GROUPS, 'total']];
+  const add = (label: string, split: CpuSplit | undefined): void => {
+    if (!split) return;
+    const total = CPU_GROUPS.reduce((sum, g) => sum + split[g], 0);
+    lines.push([label, ...CPU_GROUPS.map((g) => split[g].toFixed(2)), total.toFixed(2)]);
+  };
+  for (const r of rows) {
+    add(`${r.store} library login`, r.cpu_ms_per_library_login);
+    add(`${r.store} recovery`, r.cpu_ms_per_recovery);
+  }
+  const w = lines[0]!.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
+  return `${lines.map((l) => l.map((c, i) => (i === 0 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ')).join('\n')}\n` +
+    '(this process only, from /proc: an etcd store\'s own CPU is not in it; a library login has no load generator)\n';
+}
+
+/** Median of each group over rounds. */
+function medianSplit(splits: CpuSplit[]): CpuSplit | undefined {
+  if (splits.length === 0) return undefined;
+  const out = {} as CpuSplit;
+  for (const g of CPU_GROUPS) out[g] = round2(median(splits.map((s) => s[g])));
+  return out;
+}
+
+function perOp(before: ThreadCpu, after: ThreadCpu, ops: number, groups: Record<string, readonly number[]>): CpuSplit {
+  const spent = cpuByGroup(before, after, groups);
+  const split = {} as CpuSplit;
+  for (const g of CPU_GROUPS) split[g] = (spent[g] ?? 0) / Math.max(1, ops);
+  return split;
 }
 
 function argNumber(name: string): number | undefined {
@@ -162,7 +219,7 @@ function argNumber(name: string): number | undefined {
 }
 
 async function benchStore(
-  name: string, storeUrl: string, driver: HsmDriver, library: () => Promise<void>, o: BenchOptions, users: number, say: (l: string) => void,
+  name: string, storeUrl: string, driver: HsmDriver, tokenWorkers: readonly number[], library: () => Promise<void>, o: BenchOptions, users: number, say: (l: string) => void,
 ): Promise<Row> {
   const store = await openStore(parseStoreUrl(storeUrl));
   const vault = await Vault.open({ driver, store, fleetId: FLEET });
@@ -178,6 +235,10 @@ async function benchStore(
   try {
     const ids = Array.from({ length: users }, (_, i) => `bench-user-${i}`);
     const mint = (scope: string, sub: string) => issue(account.privateKey, scope, sub);
+    const loadThread = (await load.call({ op: 'thread' })) as number | undefined;
+    const groups = { event_loop: [process.pid], token_workers: tokenWorkers, load_generator: loadThread === undefined ? [] : [loadThread] };
+    const cpuRecovery: CpuSplit[] = [];
+    const cpuLogin: CpuSplit[] = [];
     await load.call({ op: 'setup', baseUrl: `http://127.0.0.1:${port}`, concurrency: o.concurrency,
       users: await Promise.all(ids.map(async (id) => ({ id, register: await mint('register', id), recover: await mint('recover', id), secret: randomBytes(32) }))) });
     // Warm-up, not measured: JIT in both threads, the store's first pages, keep-alive sockets.
@@ -189,11 +250,20 @@ async function benchStore(
     const lags: number[] = [];
     const logins: number[] = [];
     for (let round = 0; round < o.rounds; round++) {
+      const beforeLogins = threadCpu();
+      const loginsStart = performance.now();
       logins.push(await saturated(o.seconds, undefined, o.concurrency, library));
+      const loginCount = (logins.at(-1)! * (performance.now() - loginsStart)) / 1000;
+      const beforeRun = threadCpu();
       const lag = monitorEventLoopDelay({ resolution: 5 });
       lag.enable();
       const run = (await load.call({ op: 'run', seconds: o.seconds })) as RunResult;
       lag.disable();
+      if (threadCpuAvailable) {
+        const afterRun = threadCpu();
+        cpuLogin.push(perOp(beforeLogins, beforeRun, loginCount, groups));
+        cpuRecovery.push(perOp(beforeRun, afterRun, run.count, groups));
+      }
       if (run.errors > 0) throw new Error(`${run.errors} recoveries failed: ${run.firstError}`);
       recoveries.push((run.count * 1000) / run.elapsedMs);
       const sorted = Float64Array.from(run.latencies).sort();
@@ -204,7 +274,13 @@ async function benchStore(
     }
     const r = median(recoveries);
     const l = median(logins);
-    return { store: name, recoveries_s: Math.round(r), p50_ms: round2(median(p50)), p99_ms: round2(median(p99)), library_logins_s: Math.round(l), ratio: Number((r / l).toFixed(3)), event_loop_lag_p99_ms: round2(median(lags)) };
+    const recoveryCpu = medianSplit(cpuRecovery);
+    const loginCpu = medianSplit(cpuLogin);
+    return {
+      store: name, recoveries_s: Math.round(r), p50_ms: round2(median(p50)), p99_ms: round2(median(p99)), library_logins_s: Math.round(l), ratio: Number((r / l).toFixed(3)), event_loop_lag_p99_ms: round2(median(lags)),
+      ...(recoveryCpu ? { cpu_ms_per_recovery: recoveryCpu } : {}),
+      ...(loginCpu ? { cpu_ms_per_library_login: loginCpu } : {}),
+    };
   } finally {
     await load.close();
     await app.close();
@@ -480,8 +556,9 @@ class LoadGenerator {
 if (!isMainThread && parentPort) {
   const port = parentPort;
   let load: LoadGenerator | undefined;
-  port.on('message', (m: { op: 'setup'; baseUrl: string; concurrency: number; users: BenchUser[] } | { op: 'run'; seconds: number }) => {
-    const work = m.op === 'setup' ? (load = new LoadGenerator(m.baseUrl, m.concurrency)).setup(m.users) : load!.run(m.seconds);
+  port.on('message', (m: { op: 'thread' } | { op: 'setup'; baseUrl: string; concurrency: number; users: BenchUser[] } | { op: 'run'; seconds: number }) => {
+    const work = m.op === 'thread' ? Promise.resolve(currentThreadId())
+      : m.op === 'setup' ? (load = new LoadGenerator(m.baseUrl, m.concurrency)).setup(m.users) : load!.run(m.seconds);
     work.then((value) => port.postMessage({ ok: true, value }), (err: unknown) => port.postMessage({ ok: false, error: err instanceof Error ? err.stack ?? err.message : String(err) }));
   });
 }
