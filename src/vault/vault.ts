@@ -18,7 +18,6 @@ import { ctEqual, utf8 } from '../opaque/bytes.js';
 import { InvalidMessage, OpaqueError } from '../opaque/errors.js';
 import { OpaqueServer, fakeRecord } from '../opaque/server.js';
 import { SIZES } from '../opaque/messages.js';
-import type { RegistrationRecord } from '../opaque/messages.js';
 import { openFleetKeys, type FleetKeySet } from '../fleet/keys.js';
 import { StoreUnavailable, VersionConflict } from '../store/errors.js';
 import type { RecordStore, StoredRecord } from '../store/store.js';
@@ -136,7 +135,7 @@ export class Vault implements VaultService {
     if (!(ke1 instanceof Uint8Array) || ke1.length !== SIZES.ke1) throw new InvalidRequest(`KE1 must be ${SIZES.ke1} bytes`);
     return guard(async () => {
       // A malformed KE1 is refused before anything is counted: it is not a password guess.
-      this.opaque.parseKE1(ke1);
+      const parsedKe1 = this.opaque.parseKE1(ke1);
       let locked = false;
       const committed = await this.update(userId, (current) => {
         locked = false;
@@ -154,10 +153,10 @@ export class Vault implements VaultService {
       if (locked || !committed) throw new Locked();
       const record = committed.record;
       if (record.kind === 'locked') throw new Locked();
-      const opaqueRecord: RegistrationRecord = record.kind === 'active'
+      const opaqueRecord = record.kind === 'active'
         ? this.opaque.parseRecord(record.opaqueRecord)
         : fakeRecord(record.fakeClientPublicKey, record.fakeMaskingKey);
-      const { ke2, state } = await this.opaque.generateKE2(ke1, opaqueRecord, utf8(userId));
+      const { ke2, state } = await this.opaque.generateKE2(parsedKe1, opaqueRecord, utf8(userId));
       // A phantom's session carries a MAC no KE3 can match: it fails at finish like a wrong password.
       const expectedClientMac = record.kind === 'active' ? state.expectedClientMac : randomBytes(32);
       const session = await sealSession(this.driver, this.keys.refs.sealing, userId, {

@@ -40,6 +40,11 @@ export function runRealVector(v: OpaqueVector, keys: OpaqueServerKeys) {
       maskingNonce: hex(i.masking_nonce!), serverNonce: hex(i.server_nonce!), serverKeyshareSeed: hex(i.server_keyshare_seed!),
     });
     expect(toHex(ke2)).toBe(v.outputs.KE2);
+    // The vault's path: KE1 and record parsed (and their points decoded) once, before KE2.
+    const parsed = await server.generateKE2(server.parseKE1(ke1), server.parseRecord(record), credentialId, identities.clientIdentity, {
+      maskingNonce: hex(i.masking_nonce!), serverNonce: hex(i.server_nonce!), serverKeyshareSeed: hex(i.server_keyshare_seed!),
+    });
+    expect(toHex(parsed.ke2)).toBe(v.outputs.KE2);
     const result = await client.generateKE3(state, ke2, identities);
     expect(toHex(result.ke3)).toBe(v.outputs.KE3);
     expect(toHex(result.sessionKey)).toBe(v.outputs.session_key);
@@ -54,9 +59,12 @@ export function runFakeVector(v: OpaqueVector, keys: OpaqueServerKeys) {
   return async () => {
     const server = new OpaqueServer(keys, { context, serverIdentity: hex(i.server_identity!) });
     const record = fakeRecord(hex(i.client_public_key!), hex(i.masking_key!));
-    const { ke2 } = await server.generateKE2(hex(i.KE1!), record, hex(i.credential_identifier!), hex(i.client_identity!), {
-      maskingNonce: hex(i.masking_nonce!), serverNonce: hex(i.server_nonce!), serverKeyshareSeed: hex(i.server_keyshare_seed!),
-    });
+    const fixed = { maskingNonce: hex(i.masking_nonce!), serverNonce: hex(i.server_nonce!), serverKeyshareSeed: hex(i.server_keyshare_seed!) };
+    const { ke2 } = await server.generateKE2(hex(i.KE1!), record, hex(i.credential_identifier!), hex(i.client_identity!), fixed);
     expect(toHex(ke2)).toBe(v.outputs.KE2);
+    // The same record without its decoded key, and the KE1 parsed first: the other input forms.
+    const { clientPublicKeyPoint: _decoded, ...plain } = record;
+    const other = await server.generateKE2(server.parseKE1(hex(i.KE1!)), plain, hex(i.credential_identifier!), hex(i.client_identity!), fixed);
+    expect(toHex(other.ke2)).toBe(v.outputs.KE2);
   };
 }
