@@ -11,6 +11,46 @@ describe('EC points', () => {
     expect(() => validateP256Point(new Uint8Array(64))).toThrow(InvalidPoint);
   });
 
+  it('accepts exactly the uncompressed points noble accepts (valid, perturbed, out of range)', () => {
+    const nobleAccepts = (bytes: Uint8Array): boolean => {
+      try {
+        p256.Point.fromBytes(bytes).assertValidity();
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const ours = (bytes: Uint8Array): boolean => {
+      try {
+        validateP256Point(bytes);
+        return true;
+      } catch (err) {
+        expect(err).toBeInstanceOf(InvalidPoint);
+        return false;
+      }
+    };
+    const p = p256.Point.Fp.ORDER;
+    const coordinate = (v: bigint): Uint8Array => Buffer.from(v.toString(16).padStart(64, '0'), 'hex');
+    let accepted = 0;
+    for (let i = 0; i < 300; i++) {
+      const valid = p256.getPublicKey(p256.utils.randomSecretKey(), false);
+      const candidates = [valid, valid.slice(), valid.slice(), valid.slice(), valid.slice()];
+      candidates[1]![64] ^= 1; // y off by a bit: off the curve
+      candidates[2]![1] ^= 0x80; // x changed
+      candidates[3]!.set(coordinate(p - BigInt(`0x${Buffer.from(valid.subarray(33)).toString('hex')}`)), 33); // -P: valid too
+      candidates[4]!.set(coordinate(p), 33); // y = p: not canonical (the reduced y would be 0)
+      for (const c of candidates) {
+        const verdict = ours(c);
+        expect(verdict, Buffer.from(c).toString('hex')).toBe(nobleAccepts(c));
+        if (verdict) accepted++;
+      }
+    }
+    expect(accepted).toBeGreaterThanOrEqual(600); // P and -P every time
+    const zeros = new Uint8Array(65);
+    zeros[0] = 4;
+    expect(ours(zeros)).toBe(false);
+  });
+
   it('decodes CKA_EC_POINT by structure, in DER or raw form as the profile allows', () => {
     const raw = G.toBytes(false);
     const der = derWrapOctetString(raw);
