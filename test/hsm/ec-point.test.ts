@@ -35,8 +35,8 @@ describe('EC points', () => {
     for (let i = 0; i < 300; i++) {
       const valid = p256.getPublicKey(p256.utils.randomSecretKey(), false);
       const candidates = [valid, valid.slice(), valid.slice(), valid.slice(), valid.slice()];
-      candidates[1]![64] ^= 1; // y off by a bit: off the curve
-      candidates[2]![1] ^= 0x80; // x changed
+      candidates[1]![64]! ^= 1; // y off by a bit: off the curve
+      candidates[2]![1]! ^= 0x80; // x changed
       candidates[3]!.set(coordinate(p - BigInt(`0x${Buffer.from(valid.subarray(33)).toString('hex')}`)), 33); // -P: valid too
       candidates[4]!.set(coordinate(p), 33); // y = p: not canonical (the reduced y would be 0)
       for (const c of candidates) {
