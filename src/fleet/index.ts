@@ -1,4 +1,6 @@
-// Fleet trust: the pure protocol pieces (no token code). See DESIGN.md "Fleet trust".
+// Fleet trust: the pure protocol pieces (no token code). See DESIGN.md "Fleet trust". The
+// verification rules among them live in the browser-safe src/trust/ (shared with the SDK) and are
+// re-exported by the modules below.
 export * from './errors.js';
 export * from './ed25519.js';
 export * from './merkle.js';

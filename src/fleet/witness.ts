@@ -17,8 +17,9 @@ import { sha256 } from '@noble/hashes/sha2.js';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { bundleLogEntry } from '../trust/bundle.js';
 import { constantTimeEqual, decodeBase64, decodeHex, encodeBase64, encodeHex, utf8 } from './bytes.js';
-import { type BundleBody, bundleDigest, canonicalJson, parseBundleBody } from './bundle.js';
+import { type BundleBody, bundleDigest, parseBundleBody } from './bundle.js';
 import { type Checkpoint, cosignatureSigner, parseCheckpoint } from './checkpoint.js';
 import { type Ed25519Signer, softwareEd25519Signer } from './ed25519.js';
 import { leafHash, verifyConsistency, verifyInclusion } from './merkle.js';
@@ -34,6 +35,9 @@ import {
   parseVerifierKey,
 } from './signed-note.js';
 import { LogStoreError, acquireLock, atomicWrite } from './log-store.js';
+
+/** The log entry recorded for a validation bundle: its body's canonical JSON (src/trust/bundle.ts). */
+export { bundleLogEntry };
 
 export type WitnessErrorCode =
   | 'WITNESS_BAD_REQUEST'
@@ -303,11 +307,6 @@ export class Witness {
   private statePath(origin: string): string {
     return join(this.dir, 'logs', originFileName(origin));
   }
-}
-
-/** The log entry recorded for a validation bundle: its body's canonical JSON (what the digest covers). */
-export function bundleLogEntry(body: BundleBody): Uint8Array {
-  return utf8(canonicalJson(parseBundleBody(body) as unknown as Parameters<typeof canonicalJson>[0]));
 }
 
 /** Decodes a list of base64 32-byte hashes. */

@@ -1,6 +1,7 @@
 // The SDK must run in browsers: walk the static import graph from src/client/index.ts (relative
 // imports followed file by file, bare specifiers checked against an allow-list) and fail on any
-// `node:` or Node built-in specifier, and on the server half of src/opaque.
+// `node:` or Node built-in specifier, on the server half of src/opaque, and on src/fleet (whose
+// verification rules the SDK reaches only through the browser-safe src/trust).
 
 import { readFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
@@ -47,6 +48,7 @@ describe('src/client import graph', () => {
   it('the scanner sees imports (sanity: it finds the OPAQUE client and @hpke/core)', () => {
     expect(graph.files).toContain('src/client/vault-client.ts');
     expect(graph.files).toContain('src/opaque/client.ts');
+    expect(graph.files).toContain('src/trust/bundle.ts');
     expect(graph.packages).toContain('@hpke/core');
     expect(specifiersOf("import { x } from 'node:crypto';\nexport * from './a.js';\nconst m = await import('fs');")).toEqual(['node:crypto', './a.js', 'fs']);
   });
@@ -62,7 +64,7 @@ describe('src/client import graph', () => {
 
   it('does not reach the OPAQUE server, its node:crypto helpers, or any server-side layer', () => {
     expect(graph.files.filter((f) => FORBIDDEN_FILES.some((rule) => rule.test(f)))).toEqual([]);
-    expect(graph.files.every((f) => f.startsWith('src/client/') || f.startsWith('src/opaque/'))).toBe(true);
+    expect(graph.files.every((f) => f.startsWith('src/client/') || f.startsWith('src/opaque/') || f.startsWith('src/trust/'))).toBe(true);
   });
 
   it('the entry point loads and exports the client', async () => {
