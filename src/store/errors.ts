@@ -5,6 +5,7 @@
 export type StoreErrorCode =
   | 'VERSION_CONFLICT'
   | 'STORE_UNAVAILABLE'
+  | 'STORE_ACCESS_DENIED'
   | 'INVALID_RECORD_KEY'
   | 'INVALID_ARGUMENT'
   | 'INVALID_STORE_URL'
@@ -51,9 +52,28 @@ export class VersionConflict extends StoreError {
 export class StoreUnavailable extends StoreError {
   readonly backend: string;
 
-  constructor(backend: string, message: string, options?: { cause?: unknown }) {
-    super('STORE_UNAVAILABLE', `${backend} store unavailable: ${message}`, options);
+  constructor(backend: string, message: string, options?: { cause?: unknown; code?: StoreErrorCode }) {
+    super(options?.code ?? 'STORE_UNAVAILABLE', `${backend} store unavailable: ${message}`, options && 'cause' in options ? { cause: options.cause } : undefined);
     this.backend = backend;
+  }
+}
+
+/** Why a store refused us: the TLS handshake, the user name or password, or the user's permissions. */
+export type StoreAccessFailure = 'tls' | 'authentication' | 'permission';
+
+/**
+ * The store answered but refused this client: the TLS handshake failed (server certificate not
+ * trusted, client certificate refused), the user name or password was rejected, or the user may
+ * not touch the record prefix. A StoreUnavailable, so it fails closed the same way (the vault
+ * answers 503), but no retry helps until the configuration changes; nothing was written. The
+ * message says what to check and never carries a password.
+ */
+export class StoreAccessDenied extends StoreUnavailable {
+  readonly reason: StoreAccessFailure;
+
+  constructor(backend: string, reason: StoreAccessFailure, message: string, options?: { cause?: unknown }) {
+    super(backend, message, { ...options, code: 'STORE_ACCESS_DENIED' });
+    this.reason = reason;
   }
 }
 

@@ -19,10 +19,30 @@
 // a lost quorum, missing leader or dead endpoint surfaces as StoreUnavailable, never as a hang.
 // Reads are linearizable (not `serializable`), so they also need the leader and a quorum: a
 // minority member never serves a stale version.
+//
+// TLS and auth: with `tls` the client dials https:// endpoints and verifies the servers against
+// the given CA (or the default roots), optionally presenting a client certificate (mutual TLS);
+// with `auth` it exchanges user name and password for an etcd token before its first call. A
+// refused handshake, a rejected password or a missing permission is StoreAccessDenied: still a
+// StoreUnavailable (fail closed, 503), but with a message that says what to fix. The password is
+// handed to the client and kept nowhere else; no message carries it.
 
 import { randomBytes } from 'node:crypto';
-import { Etcd3, CompareResult, CompareTarget, type ICompare, type IKeyValue, type IRequestOp, type ITxnResponse } from 'etcd3';
-import { IncompatibleStore, StoreUnavailable, VersionConflict } from './errors.js';
+import {
+  Etcd3,
+  CompareResult,
+  CompareTarget,
+  EtcdAuthenticationFailedError,
+  EtcdInvalidAuthTokenError,
+  EtcdPermissionDeniedError,
+  GRPCUnauthenticatedError,
+  type ICompare,
+  type IKeyValue,
+  type IOptions,
+  type IRequestOp,
+  type ITxnResponse,
+} from 'etcd3';
+import { IncompatibleStore, InvalidStoreArgument, StoreAccessDenied, StoreUnavailable, VersionConflict, type StoreAccessFailure } from './errors.js';
 import { checkPut, checkUserId, checkVersion, copyBytes, type RecordStore, type StoreHealth, type StoredRecord } from './store.js';
 
 export const DEFAULT_ETCD_PREFIX = 'hsm-vault/records/';
@@ -34,27 +54,77 @@ const ENVELOPE_HEADER_BYTES = 1 + WRITE_ID_BYTES;
 const LOCAL_TIMER_SLACK_MS = 250;
 
 export interface EtcdStoreOptions {
-  /** `host:port` endpoints (plain gRPC; TLS and auth are not wired yet). */
+  /** `host:port` endpoints: plain gRPC, or gRPC over TLS when `tls` is given. */
   readonly hosts: readonly string[];
   /** Key prefix; record key = prefix + user id. */
   readonly prefix?: string;
   /** Deadline for each store call, including retries on other endpoints. */
   readonly timeoutMs?: number;
+  /** Connect over TLS (an empty object: verify the servers against the default roots). */
+  readonly tls?: EtcdTlsOptions;
+  /** etcd user authentication. */
+  readonly auth?: EtcdAuthOptions;
+}
+
+/** PEM bytes, as read from the store URL's ca-file, cert-file and key-file. */
+export interface EtcdTlsOptions {
+  /** CA bundle the server certificates must chain to; default: the default roots. */
+  readonly rootCertificate?: Buffer;
+  /** Client certificate chain and its private key, for mutual TLS: both or neither. */
+  readonly certChain?: Buffer;
+  readonly privateKey?: Buffer;
+}
+
+export interface EtcdAuthOptions {
+  readonly username: string;
+  readonly password: string;
 }
 
 export class EtcdStore implements RecordStore {
   readonly hosts: readonly string[];
   readonly prefix: string;
   readonly timeoutMs: number;
+  readonly tls: boolean;
+  /** The etcd user this store authenticates as, if any (the password is not kept here). */
+  readonly user: string | undefined;
   private readonly client: Etcd3;
   private closed = false;
+  /**
+   * The last call's access failure, until a call succeeds. After failed handshakes the client's
+   * circuit breaker pauses an endpoint for a few seconds and reports only "circuit breaker is
+   * open"; this lets those calls still say why.
+   */
+  private lastAccessFailure: AccessFailure | undefined;
 
   constructor(options: EtcdStoreOptions) {
     this.hosts = [...options.hosts];
     this.prefix = options.prefix ?? DEFAULT_ETCD_PREFIX;
     this.timeoutMs = options.timeoutMs ?? DEFAULT_ETCD_TIMEOUT_MS;
-    // The client connects lazily: opening never fails because the cluster is down; calls do.
-    this.client = new Etcd3({ hosts: this.hosts.map((h) => `http://${h}`), dialTimeout: this.timeoutMs });
+    this.tls = options.tls !== undefined;
+    this.user = options.auth?.username;
+    const clientOptions: IOptions = {
+      hosts: this.hosts.map((h) => `${this.tls ? 'https' : 'http'}://${h}`),
+      dialTimeout: this.timeoutMs,
+      ...(options.tls && (options.tls.rootCertificate || options.tls.certChain || options.tls.privateKey)
+        ? {
+            credentials: {
+              // etcd3 types the CA as required, but hands it to grpc's createSsl, where a missing
+              // CA means the default roots, as with bare https:// hosts.
+              rootCertificate: options.tls.rootCertificate as Buffer,
+              ...(options.tls.certChain ? { certChain: options.tls.certChain } : {}),
+              ...(options.tls.privateKey ? { privateKey: options.tls.privateKey } : {}),
+            },
+          }
+        : {}),
+      ...(options.auth ? { auth: { username: options.auth.username, password: options.auth.password } } : {}),
+    };
+    try {
+      // The client connects lazily: opening never fails because the cluster is down; calls do.
+      // It does load the TLS material now, so a key that does not match its certificate fails here.
+      this.client = new Etcd3(clientOptions);
+    } catch (err) {
+      throw new InvalidStoreArgument(`etcd TLS material does not load: ${describe(err)}`);
+    }
   }
 
   async get(userId: string): Promise<StoredRecord | null> {
@@ -139,9 +209,20 @@ export class EtcdStore implements RecordStore {
       );
     });
     try {
-      return await Promise.race([fn(deadline), localTimer]);
+      const result = await Promise.race([fn(deadline), localTimer]);
+      this.lastAccessFailure = undefined;
+      return result;
     } catch (err) {
       if (err instanceof StoreUnavailable) throw err;
+      const denied = accessFailure(err, this.user, this.prefix);
+      if (denied) {
+        this.lastAccessFailure = denied;
+        throw new StoreAccessDenied('etcd', denied.reason, denied.message, { cause: err });
+      }
+      const last = this.lastAccessFailure;
+      if (last && isBrokenCircuit(err)) {
+        throw new StoreAccessDenied('etcd', last.reason, `${last.message} (calls to the failing endpoints are paused for a few seconds)`, { cause: err });
+      }
       // Fail closed on anything the client reports: unavailable, deadline, no leader, lost
       // quorum, circuit open. For a write the outcome is unknown (see StoreUnavailable).
       throw new StoreUnavailable('etcd', `${what} failed after ${Date.now() - started} ms: ${describe(err)}`, { cause: err });
@@ -149,6 +230,59 @@ export class EtcdStore implements RecordStore {
       clearTimeout(timer);
     }
   }
+}
+
+interface AccessFailure {
+  readonly reason: StoreAccessFailure;
+  readonly message: string;
+}
+
+/**
+ * Failures that no retry fixes: a refused TLS handshake, rejected credentials, a missing
+ * permission. grpc reports a failed handshake only as UNAVAILABLE with OpenSSL's words in the
+ * message, so that is what we look for. A plain client at a TLS port just sees "Failed to
+ * connect", like a dead endpoint: that stays StoreUnavailable.
+ */
+function accessFailure(err: unknown, user: string | undefined, prefix: string): AccessFailure | undefined {
+  if (!(err instanceof Error)) return undefined;
+  if (err instanceof EtcdAuthenticationFailedError) {
+    return { reason: 'authentication', message: `etcd rejected the user name or password of user "${user}"; check user= and the password in password-file=` };
+  }
+  if (/user name is empty/.test(err.message)) {
+    return { reason: 'authentication', message: 'etcd requires authentication; give the store URL user= and password-file=' };
+  }
+  if (err instanceof EtcdInvalidAuthTokenError || err instanceof GRPCUnauthenticatedError) {
+    return { reason: 'authentication', message: `etcd did not accept the client's authentication${user ? ` as user "${user}"` : ''}: ${describe(err)}` };
+  }
+  if (err instanceof EtcdPermissionDeniedError) {
+    const who = user ? `etcd user "${user}"` : 'this client (no user= given)';
+    return { reason: 'permission', message: `${who} may not read and write keys under prefix "${prefix}"; grant its role readwrite on that prefix` };
+  }
+  const handshake = TLS_FAILURE.exec(err.message) ? tlsDetail(err.message) : undefined;
+  if (handshake === undefined) return undefined;
+  if (CLIENT_CERT_REFUSED.test(handshake)) {
+    return { reason: 'tls', message: `TLS handshake failed: the server refused the client certificate (${handshake}); check cert-file= and key-file= (mutual TLS needs a certificate signed by a CA the server trusts)` };
+  }
+  if (SERVER_CERT_UNTRUSTED.test(handshake)) {
+    return { reason: 'tls', message: `TLS handshake failed: the server certificate is not trusted (${handshake}); check that ca-file= names the CA that signed it and that it covers the host name or IP` };
+  }
+  return { reason: 'tls', message: `TLS handshake failed (${handshake}); check that the servers speak TLS on these ports and the tls=, ca-file=, cert-file= and key-file= parameters` };
+}
+
+const TLS_FAILURE = /certificate|\bSSL\b|\bTLS\b|handshake|wrong version number|altnames/i;
+const CLIENT_CERT_REFUSED = /alert (bad certificate|certificate required|unknown ca|certificate unknown|access denied)/i;
+const SERVER_CERT_UNTRUSTED = /verify|self[- ]signed|altnames|certificate has expired|not yet valid|issuer/i;
+
+/** grpc's "No connection established. Last error: …": the last error, without OpenSSL's prefix. */
+function tlsDetail(message: string): string {
+  const last = /Last error: (?:Error: )?([\s\S]*?)(?:\s*\(\d{4}-\d\d-\d\dT[^)]*\))?\.?\s*(?:Resolution note:[\s\S]*)?$/.exec(message)?.[1] ?? message;
+  const openssl = /SSL routines:[^:]*:([^:]+)/.exec(last)?.[1];
+  return (openssl ?? last).trim().slice(0, 200);
+}
+
+/** cockatiel's BrokenCircuitError (etcd3's per-endpoint breaker), without depending on cockatiel. */
+function isBrokenCircuit(err: unknown): boolean {
+  return err instanceof Error && (err as { isBrokenCircuitError?: boolean }).isBrokenCircuitError === true;
 }
 
 function currentKv(response: ITxnResponse): IKeyValue | undefined {
