@@ -13,8 +13,8 @@
 // The server precomputes nothing: every recovery is a fresh KE2, counter commit, KE3 check, release.
 // Each concurrency lane owns its users, so no user ever has two recoveries in flight.
 // On Linux the report also splits the CPU one recovery and one library login cost by thread
-// (bench/thread-cpu.ts): the node's event-loop thread, the token's worker threads, the load
-// generator, and the rest (libuv's pool, which runs WebCrypto — the node's JWT signature checks,
+// (bench/thread-cpu.ts): the node's event-loop thread, the token's worker threads, the OPAQUE
+// server's software ECDH threads, the load generator, and the rest (libuv's pool, which runs WebCrypto — the node's JWT signature checks,
 // the client's decryption of the released secret — and V8's GC threads). On a 2-core machine that
 // split, not the token, bounds the ratio: the library login needs no HTTP, JWT, store or sealing.
 
@@ -50,6 +50,7 @@ import { createServer } from '../src/server/server.js';
 import { openStore, parseStoreUrl } from '../src/store/url.js';
 import { tokenServerKeys } from '../src/vault/token-server-keys.js';
 import { Vault } from '../src/vault/vault.js';
+import { SoftwareDhPool } from '../src/opaque/dh-pool.js';
 import { serverLogin } from './opaque.js';
 import { median, rate, saturated, type BenchOptions } from './measure.js';
 import { freePorts } from '../test/support/ports.js';
@@ -81,12 +82,14 @@ interface Row {
 interface CpuSplit {
   event_loop: number;
   token_workers: number;
+  /** The OPAQUE server's software ECDH threads (src/opaque/dh-pool.ts). */
+  software_dh: number;
   load_generator: number;
   /** libuv's pool (WebCrypto: the node's JWT checks, the client's secret decryption), V8's GC threads. */
   other: number;
 }
 
-const CPU_GROUPS = ['event_loop', 'token_workers', 'load_generator', 'other'] as const;
+const CPU_GROUPS = ['event_loop', 'token_workers', 'software_dh', 'load_generator', 'other'] as const;
 
 /**
  * Raw durable commits per second of SQLite as the store opens it (WAL, synchronous=FULL), one
@@ -130,6 +133,9 @@ export async function benchVault(o: BenchOptions): Promise<void> {
   const beforeDriver = threadCpu();
   const driver = await Pkcs11Driver.open(parseHsmUri(token.uri(pinFile)) as Pkcs11Uri);
   const tokenWorkers = newThreads(beforeDriver);
+  const beforeDhPool = threadCpu();
+  SoftwareDhPool.shared(); // started now, so that its threads are told apart
+  const softwareDhThreads = newThreads(beforeDhPool);
   const rows: Row[] = [];
   let sqliteCommits = 0;
   let etcd: EtcdProcesses | undefined;
@@ -154,7 +160,7 @@ export async function benchVault(o: BenchOptions): Promise<void> {
         continue;
       }
       say(`${name}: starting node, registering ${users} users`);
-      rows.push(await benchStore(name, storeUrl, driver, tokenWorkers, library, { ...o, seconds }, users, say));
+      rows.push(await benchStore(name, storeUrl, driver, { tokenWorkers, softwareDhThreads }, library, { ...o, seconds }, users, say));
       await etcd?.stop();
       etcd = undefined;
     }
@@ -219,7 +225,8 @@ function argNumber(name: string): number | undefined {
 }
 
 async function benchStore(
-  name: string, storeUrl: string, driver: HsmDriver, tokenWorkers: readonly number[], library: () => Promise<void>, o: BenchOptions, users: number, say: (l: string) => void,
+  name: string, storeUrl: string, driver: HsmDriver, threads: { tokenWorkers: readonly number[]; softwareDhThreads: readonly number[] },
+  library: () => Promise<void>, o: BenchOptions, users: number, say: (l: string) => void,
 ): Promise<Row> {
   const store = await openStore(parseStoreUrl(storeUrl));
   const vault = await Vault.open({ driver, store, fleetId: FLEET });
@@ -236,7 +243,7 @@ async function benchStore(
     const ids = Array.from({ length: users }, (_, i) => `bench-user-${i}`);
     const mint = (scope: string, sub: string) => issue(account.privateKey, scope, sub);
     const loadThread = (await load.call({ op: 'thread' })) as number | undefined;
-    const groups = { event_loop: [process.pid], token_workers: tokenWorkers, load_generator: loadThread === undefined ? [] : [loadThread] };
+    const groups = { event_loop: [process.pid], token_workers: threads.tokenWorkers, software_dh: threads.softwareDhThreads, load_generator: loadThread === undefined ? [] : [loadThread] };
     const cpuRecovery: CpuSplit[] = [];
     const cpuLogin: CpuSplit[] = [];
     await load.call({ op: 'setup', baseUrl: `http://127.0.0.1:${port}`, concurrency: o.concurrency,

@@ -15,7 +15,7 @@ import {
   parseRegistrationRequest, serializeEnvelope, serializeKE2, serializeRegistrationResponse,
 } from './messages.js';
 import { deriveScalar } from './oprf.js';
-import { deserializeElementFast, fullDh, prepareFullDh, softwareKey } from './full-point.js';
+import { deserializeElementFast, duringLogin, fullDh, prepareFullDh, softwareKey } from './full-point.js';
 import type { OpaqueServerKeys } from './server-keys.js';
 
 const DH_KEY_PAIR_INFO = utf8('OPAQUE-DeriveDiffieHellmanKeyPair');
@@ -110,6 +110,16 @@ export class OpaqueServer {
     credentialIdentifier: Uint8Array,
     clientIdentity?: Uint8Array,
     fixed: Ke2Fixed = {},
+  ): Promise<{ ke2: Uint8Array; state: ServerLoginState }> {
+    return duringLogin(() => this.respond(ke1Input, record, credentialIdentifier, clientIdentity, fixed));
+  }
+
+  private async respond(
+    ke1Input: Uint8Array | ParsedKE1,
+    record: RegistrationRecord | DecodedRecord,
+    credentialIdentifier: Uint8Array,
+    clientIdentity: Uint8Array | undefined,
+    fixed: Ke2Fixed,
   ): Promise<{ ke2: Uint8Array; state: ServerLoginState }> {
     const ke1 = ke1Input instanceof Uint8Array ? this.parseKE1(ke1Input) : ke1Input;
     const clientPublicKey = 'clientPublicKeyPoint' in record

@@ -1,0 +1,77 @@
+// SoftwareDhPool: x-only ECDH in worker threads must answer exactly what node:crypto answers on
+// this thread, under more concurrency than it has cells and with more keys than its threads
+// cache; when it stops, callers get PoolUnavailable and softwareKey falls back to this thread.
+
+import { createECDH } from 'node:crypto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { p256 } from '@noble/curves/nist.js';
+import { PoolUnavailable, SoftwareDhPool } from '../../src/opaque/dh-pool.js';
+import { OpaqueClient, OpaqueServer, identityKsf, parseRegistrationRecord, softwareServerKeys } from '../../src/opaque/index.js';
+
+function randomKey(): { scalar: Uint8Array; ecdh: ReturnType<typeof createECDH> } {
+  const scalar = p256.utils.randomSecretKey();
+  const ecdh = createECDH('prime256v1');
+  ecdh.setPrivateKey(scalar);
+  return { scalar, ecdh };
+}
+
+const randomPoint = (): Uint8Array => p256.getPublicKey(p256.utils.randomSecretKey(), false);
+
+describe('SoftwareDhPool', () => {
+  const pool = new SoftwareDhPool(2);
+  afterAll(() => pool.close());
+
+  it('answers x(k·P) as node:crypto does, 400 queries at once over 100 keys', async () => {
+    const keys = Array.from({ length: 100 }, randomKey);
+    const queries = Array.from({ length: 400 }, (_, i) => ({ id: 1000 + (i % keys.length), key: keys[i % keys.length]!, peer: randomPoint() }));
+    const answers = await Promise.all(queries.map((q) => pool.dh(q.id, q.key.scalar, q.peer)));
+    answers.forEach((x, i) => {
+      const q = queries[i]!;
+      expect(Buffer.from(x).toString('hex')).toBe(q.key.ecdh.computeSecret(q.peer).toString('hex'));
+    });
+  });
+
+  it('refuses malformed input without asking a thread', async () => {
+    const { scalar } = randomKey();
+    await expect(pool.dh(1, scalar.subarray(1), randomPoint())).rejects.toBeInstanceOf(RangeError);
+    await expect(pool.dh(1, scalar, randomPoint().subarray(1))).rejects.toBeInstanceOf(RangeError);
+  });
+
+  it('fails queries with PoolUnavailable once closed', async () => {
+    const other = new SoftwareDhPool(1);
+    const { scalar, ecdh } = randomKey();
+    const peer = randomPoint();
+    expect(Buffer.from(await other.dh(7, scalar, peer))).toEqual(ecdh.computeSecret(peer));
+    const inFlight = other.dh(7, scalar, peer);
+    await other.close();
+    await expect(inFlight).rejects.toBeInstanceOf(PoolUnavailable);
+    await expect(other.dh(7, scalar, peer)).rejects.toBeInstanceOf(PoolUnavailable);
+  });
+});
+
+describe('OPAQUE logins with software ECDH in threads', () => {
+  it('concurrent logins (offloaded) give the KE2 that a lone login (inline) gives', async () => {
+    const shared = SoftwareDhPool.shared();
+    expect(shared).toBeDefined(); // the suite runs with the pool on
+    const server = new OpaqueServer(softwareServerKeys({ oprfSeed: new Uint8Array(32).fill(3), serverPrivateKey: p256.utils.randomSecretKey() }));
+    const client = new OpaqueClient({ ksf: identityKsf });
+    const password = new TextEncoder().encode('pw');
+    const userId = new TextEncoder().encode('user');
+    const { request, state } = client.createRegistrationRequest(password);
+    const { record } = await client.finalizeRegistrationRequest(state, await server.createRegistrationResponse(request, userId));
+    const parsed = parseRegistrationRecord(record);
+    const sessions = Array.from({ length: 12 }, () => {
+      const { ke1, state: loginState } = client.generateKE1(password);
+      return { ke1, loginState, fixed: { maskingNonce: p256.utils.randomSecretKey(), serverNonce: p256.utils.randomSecretKey(), serverKeyshareSeed: p256.utils.randomSecretKey() } };
+    });
+    const alone: string[] = [];
+    const before = shared!.answered;
+    for (const s of sessions) alone.push(Buffer.from((await server.generateKE2(s.ke1, parsed, userId, undefined, s.fixed)).ke2).toString('hex'));
+    expect(shared!.answered).toBe(before); // one login at a time: every query on this thread
+    const together = await Promise.all(sessions.map(async (s) => Buffer.from((await server.generateKE2(s.ke1, parsed, userId, undefined, s.fixed)).ke2).toString('hex')));
+    expect(together).toEqual(alone);
+    expect(shared!.answered).toBeGreaterThan(before); // several at once: queries went to the threads
+    // And they are logins a client accepts.
+    for (const [i, s] of sessions.entries()) await expect(client.generateKE3(s.loginState, Buffer.from(together[i]!, 'hex'))).resolves.toBeDefined();
+  });
+});
