@@ -10,9 +10,8 @@
 
 import { ECDH, createECDH } from 'node:crypto';
 import { p256 } from '@noble/curves/nist.js';
-import { InconsistentKeyOperation } from './errors.js';
+import { InconsistentKeyOperation, InvalidMessage } from './errors.js';
 import { G, Point, bytesToBigInt, deserializeElement } from './group.js';
-import { InvalidMessage } from './errors.js';
 import { PoolUnavailable, SoftwareDhPool } from './dh-pool.js';
 
 const p256Params = p256.Point.CURVE();
