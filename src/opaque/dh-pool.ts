@@ -63,7 +63,7 @@ export class SoftwareDhPool {
   static shared(): SoftwareDhPool | undefined {
     if (SoftwareDhPool.instance === undefined) {
       const configured = process.env.HSM_VAULT_DH_THREADS;
-      const size = configured === undefined ? defaultSize() : Number(configured);
+      const size = configured === undefined || configured === '' ? defaultSize() : Number(configured);
       if (!Number.isInteger(size) || size < 0 || size > 64) throw new RangeError('HSM_VAULT_DH_THREADS must be an integer 0..64');
       SoftwareDhPool.instance = size === 0 ? null : new SoftwareDhPool(size);
     }

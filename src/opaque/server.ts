@@ -16,6 +16,7 @@ import {
 } from './messages.js';
 import { deriveScalar } from './oprf.js';
 import { deserializeElementFast, duringLogin, fullDh, prepareFullDh, softwareKey } from './full-point.js';
+import { SoftwareDhPool } from './dh-pool.js';
 import type { OpaqueServerKeys } from './server-keys.js';
 
 const DH_KEY_PAIR_INFO = utf8('OPAQUE-DeriveDiffieHellmanKeyPair');
@@ -75,6 +76,9 @@ export class OpaqueServer {
   ) {
     this.context = options.context ?? new Uint8Array(0);
     this.serverIdentity = options.serverIdentity;
+    // Start the software ECDH threads now: a bad HSM_VAULT_DH_THREADS fails here, when the node
+    // starts, rather than in its first logins, and no login waits for a thread to start.
+    SoftwareDhPool.shared();
   }
 
   get publicKey(): Uint8Array {
