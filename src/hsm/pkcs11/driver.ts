@@ -27,6 +27,7 @@ import { ExecutorPool, type SessionHandle } from './executor-pool.js';
 import { cacheKey, describe, exactlyOne, findKeyObjects, handleOf, labelTaken, publicHandle } from './key-lookup.js';
 import { importValue } from './key-material.js';
 import { importTrustedKey, keyCheckValue, unwrapKey, wrapKey } from './key-transport.js';
+import { withOpenRetry } from './open-retry.js';
 import { acquireModule, type Pkcs11 } from './module-registry.js';
 import { loadProfiles, resolveQuirks, selectProfile, type Profile, type Quirks } from './profile.js';
 import { login, openSession } from './sessions.js';
@@ -59,7 +60,12 @@ export class Pkcs11Driver implements HsmDriver {
     this.quirks = token.quirks;
   }
 
+  /** Opens the token (again, a few times, on SoftHSM2's multi-process file race: open-retry.ts). */
   static async open(uri: Pkcs11Uri, options: Pkcs11DriverOptions = {}): Promise<Pkcs11Driver> {
+    return withOpenRetry(() => Pkcs11Driver.openOnce(uri, options));
+  }
+
+  private static async openOnce(uri: Pkcs11Uri, options: Pkcs11DriverOptions): Promise<Pkcs11Driver> {
     const modulePath = uri.modulePath ?? process.env.HSM_VAULT_PKCS11_MODULE;
     if (!modulePath) throw new InvalidUri('PKCS#11 URI needs module-path (or set HSM_VAULT_PKCS11_MODULE)');
     const pin = options.pin ?? resolvePin(uri);
