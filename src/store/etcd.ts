@@ -64,7 +64,16 @@ export interface EtcdStoreOptions {
   readonly tls?: EtcdTlsOptions;
   /** etcd user authentication. */
   readonly auth?: EtcdAuthOptions;
+  /** After etcd rejects the password, how long calls fail at once without asking it again (ms). */
+  readonly authRetryMs?: number;
 }
+
+/**
+ * etcd checks a password with bcrypt, tens of ms of its CPU each: a node with a wrong password
+ * under load would spend the cluster's CPU for every request of every node. So a rejected
+ * password is not offered again for this long; calls meanwhile fail at once, just as closed.
+ */
+export const DEFAULT_ETCD_AUTH_RETRY_MS = 5_000;
 
 /** PEM bytes, as read from the store URL's ca-file, cert-file and key-file. */
 export interface EtcdTlsOptions {
@@ -95,6 +104,9 @@ export class EtcdStore implements RecordStore {
    * open"; this lets those calls still say why.
    */
   private lastAccessFailure: AccessFailure | undefined;
+  /** Until then, a rejected password is not offered to etcd again (see DEFAULT_ETCD_AUTH_RETRY_MS). */
+  private passwordPausedUntil = 0;
+  private readonly authRetryMs: number;
 
   constructor(options: EtcdStoreOptions) {
     this.hosts = [...options.hosts];
@@ -102,6 +114,7 @@ export class EtcdStore implements RecordStore {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_ETCD_TIMEOUT_MS;
     this.tls = options.tls !== undefined;
     this.user = options.auth?.username;
+    this.authRetryMs = options.authRetryMs ?? DEFAULT_ETCD_AUTH_RETRY_MS;
     const clientOptions: IOptions = {
       hosts: this.hosts.map((h) => `${this.tls ? 'https' : 'http'}://${h}`),
       dialTimeout: this.timeoutMs,
@@ -199,6 +212,11 @@ export class EtcdStore implements RecordStore {
   private async call<T>(what: 'read' | 'write', fn: (deadline: Date) => Promise<T>): Promise<T> {
     if (this.closed) throw new StoreUnavailable('etcd', 'store is closed');
     const started = Date.now();
+    const refused = this.lastAccessFailure;
+    if (refused?.reason === 'authentication' && started < this.passwordPausedUntil) {
+      const seconds = Math.ceil((this.passwordPausedUntil - started) / 1000);
+      throw new StoreAccessDenied('etcd', 'authentication', `${refused.message} (not offered to etcd again for ${seconds} s: each try costs it a password hash)`);
+    }
     // One absolute deadline for the whole call: the client's retries on other endpoints share it.
     const deadline = new Date(started + this.timeoutMs);
     let timer: NodeJS.Timeout | undefined;
@@ -217,6 +235,7 @@ export class EtcdStore implements RecordStore {
       const denied = accessFailure(err, this.user, this.prefix);
       if (denied) {
         this.lastAccessFailure = denied;
+        if (denied.reason === 'authentication' && this.user !== undefined) this.passwordPausedUntil = Date.now() + this.authRetryMs;
         throw new StoreAccessDenied('etcd', denied.reason, denied.message, { cause: err });
       }
       const last = this.lastAccessFailure;

@@ -32,6 +32,8 @@ export type StoreUrl =
       /** Present: connect over TLS. Absolute paths. */
       readonly tls?: EtcdTlsFiles;
       readonly auth?: EtcdAuthFile;
+      /** Not from the URL: for tests and embedders (default DEFAULT_ETCD_AUTH_RETRY_MS). */
+      readonly authRetryMs?: number;
     };
 
 export interface EtcdTlsFiles {
@@ -199,6 +201,7 @@ export async function openStore(url: string | StoreUrl): Promise<RecordStore> {
         timeoutMs: parsed.timeoutMs,
         ...(tls ? { tls } : {}),
         ...(auth ? { auth } : {}),
+        ...(parsed.authRetryMs !== undefined ? { authRetryMs: parsed.authRetryMs } : {}),
       });
     }
   }

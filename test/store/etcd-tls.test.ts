@@ -16,7 +16,7 @@ import { createServer } from '../../src/server/server.js';
 import { Vault } from '../../src/vault/vault.js';
 import { InvalidStoreUrl, StoreAccessDenied, StoreUnavailable, VersionConflict } from '../../src/store/errors.js';
 import type { RecordStore } from '../../src/store/store.js';
-import { openStore } from '../../src/store/url.js';
+import { openStore, parseStoreUrl } from '../../src/store/url.js';
 import { EtcdCluster, etcdctlMissingReason, etcdMissingReason, reportMissingEtcd } from '../support/etcd.js';
 import { opensslMissingReason } from '../support/pki.js';
 import { LogCapture, testKeys, tokenFor } from '../server/support.js';
@@ -175,6 +175,28 @@ describe.skipIf(missing !== undefined)('etcd store with user authentication over
       expect(await right.get('alice')).toBeNull();
     } finally {
       await right.close();
+    }
+  });
+
+  it('does not offer a rejected password to etcd again until the pause is over', async () => {
+    const wrong = passwordFile('wrong-pause', `wrong-${cluster.testUser!.password}`);
+    const url = parseStoreUrl(`${base()}&user=vault&password-file=${wrong}`);
+    if (url.scheme !== 'etcd') throw new Error('not an etcd URL');
+    const store = await openStore({ ...url, authRetryMs: 1_500 });
+    try {
+      const first = await store.get('alice').catch((e: unknown) => e);
+      expect(first).toMatchObject({ reason: 'authentication' });
+      expect((first as Error).message).not.toMatch(/not offered to etcd again/);
+      const paused = await store.get('alice').catch((e: unknown) => e);
+      expect(paused).toBeInstanceOf(StoreAccessDenied);
+      expect((paused as Error).message).toMatch(/rejected the user name or password of user "vault".*\(not offered to etcd again for [12] s/);
+      expect((await store.health()).detail).toMatch(/not offered to etcd again/);
+      await new Promise((resolve) => setTimeout(resolve, 1_600));
+      const retried = await store.get('alice').catch((e: unknown) => e);
+      expect(retried).toMatchObject({ reason: 'authentication' });
+      expect((retried as Error).message).not.toMatch(/not offered to etcd again/); // etcd was asked, and refused again
+    } finally {
+      await store.close();
     }
   });
 
