@@ -12,7 +12,6 @@ import { workerData } from 'node:worker_threads';
 import { createECDH } from 'node:crypto';
 
 const { channel, replies: repliesBuffer, cells: CELLS, cellBytes: CELL_BYTES, spinMicros } = workerData;
-const FREE = 0;
 const REQUEST = 1;
 const REPLY = 2;
 const control = new Int32Array(channel, 0, 2);
@@ -95,4 +94,3 @@ for (;;) {
   Atomics.wait(control, 0, seen);
 }
 keys.clear();
-void FREE;
