@@ -6,6 +6,7 @@
 import { p256, p256_hasher } from '@noble/curves/nist.js';
 import { hash_to_field } from '@noble/curves/abstract/hash-to-curve.js';
 import { sha256 } from '@noble/hashes/sha2.js';
+import { bytesToNumberBE } from '@noble/curves/utils.js';
 import { InvalidMessage } from './errors.js';
 
 export type Point = InstanceType<typeof p256.Point>;
@@ -50,11 +51,8 @@ export function deserializeScalar(bytes: Uint8Array, field = 'scalar'): bigint {
   return value;
 }
 
-export function bytesToBigInt(bytes: Uint8Array): bigint {
-  let hex = '';
-  for (const b of bytes) hex += b.toString(16).padStart(2, '0');
-  return hex === '' ? 0n : BigInt(`0x${hex}`);
-}
+/** Big-endian bytes as an integer (0 for no bytes). */
+export const bytesToBigInt = (bytes: Uint8Array): bigint => bytesToNumberBE(bytes);
 
 export const scalarInverse = (s: bigint): bigint => Fn.inv(s);
 export const scalarMul = (a: bigint, b: bigint): bigint => Fn.mul(a, b);
