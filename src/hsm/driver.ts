@@ -125,6 +125,12 @@ export interface DriverStats {
 export interface HsmDriver {
   readonly backend: 'pkcs11' | 'fake';
   readonly stats: DriverStats;
+  /**
+   * Threads other than the caller's that run the slow calls (ECDH, signing, key generation): the
+   * pkcs11 backend's executor workers. 0 when they run on the caller's own thread, as the fake
+   * backend's do. Callers that schedule CPU work of their own around token calls use it.
+   */
+  readonly callThreads: number;
 
   info(): Promise<TokenInfo>;
 

@@ -7,8 +7,9 @@
 // through shared memory (as the token executor's do), so a query costs a few µs more than inline,
 // and the pool's threads sleep in Atomics.wait when there is nothing to do.
 //
-// `SoftwareDhPool.shared()` is the process-wide pool softwareKey() uses, and only while more
-// than one login is in progress (full-point.ts says why). HSM_VAULT_DH_THREADS sets its size (0
+// `SoftwareDhPool.shared()` is the process-wide pool softwareKey() uses while more than one login
+// is in progress (full-point.ts says why), and for a lone login's dh1 and dh3 when the key
+// operations run on the event loop themselves (OpaqueServer). HSM_VAULT_DH_THREADS sets its size (0
 // turns it off: every query runs inline). Its threads keep the process alive only while a query
 // is in flight; if one fails, its queries are retried inline, a warning says so, and the pool is
 // not used again.

@@ -127,12 +127,14 @@ export async function duringLogin<T>(login: () => Promise<T>): Promise<T> {
 }
 
 /**
- * A software scalar as an x-only ECDH oracle (node:crypto: ~30x faster than a JS multiply). While
- * more than one login is in progress its queries run in SoftwareDhPool's threads (when there is
- * one), else on this thread. Measured here (2 cores), offloading always: OPAQUE logins on the fake
- * backend saturated 0.69 -> 0.97 of the floor, but one caller on SoftHSM2 0.89 -> 0.74.
+ * A software scalar as an x-only ECDH oracle (node:crypto: ~30x faster than a JS multiply).
+ * `xOnly` runs its queries in SoftwareDhPool's threads (when there is one) while more than one
+ * login is in progress, else on this thread. Measured here (2 cores), offloading always: OPAQUE
+ * logins on the fake backend saturated 0.69 -> 0.97 of the floor, but one caller on SoftHSM2
+ * 0.89 -> 0.74. `background` always uses the threads, for queries the caller knows can run
+ * beside its own work (OpaqueServer says when).
  */
-export function softwareKey(scalar: bigint): { xOnly: XOnlyDh; publicKey: Point } {
+export function softwareKey(scalar: bigint): { xOnly: XOnlyDh; background: XOnlyDh; publicKey: Point } {
   const ecdh = createECDH('prime256v1');
   const scalarBytes = Buffer.from(scalar.toString(16).padStart(64, '0'), 'hex');
   ecdh.setPrivateKey(scalarBytes);
@@ -140,13 +142,15 @@ export function softwareKey(scalar: bigint): { xOnly: XOnlyDh; publicKey: Point 
   const inline = (peer: Uint8Array): Uint8Array => ecdh.computeSecret(peer);
   const pool = SoftwareDhPool.shared();
   const keyId = (nextKeyId = (nextKeyId + 1) | 0);
+  const offloaded = pool
+    ? (peer: Uint8Array) => pool.dh(keyId, scalarBytes, peer).catch((err: unknown) => {
+      if (err instanceof PoolUnavailable) return inline(peer);
+      throw err;
+    })
+    : inline;
   return {
-    xOnly: pool
-      ? (peer) => loginsInProgress < 2 ? inline(peer) : pool.dh(keyId, scalarBytes, peer).catch((err: unknown) => {
-        if (err instanceof PoolUnavailable) return inline(peer);
-        throw err;
-      })
-      : inline,
+    xOnly: pool ? (peer) => (loginsInProgress < 2 ? inline(peer) : offloaded(peer)) : inline,
+    background: offloaded,
     // OpenSSL made this point from the scalar: no need to re-check it is on the curve.
     publicKey: Point.fromAffine({ x: bytesToBigInt(pub.subarray(1, 33)), y: bytesToBigInt(pub.subarray(33)) }),
   };

@@ -17,6 +17,12 @@ export interface OpaqueServerKeys {
   evaluate(credentialIdentifier: Uint8Array, blindedElement: Point): Promise<Point>;
   /** server_private_key · peer, the whole point (dh2 of the 3DH). */
   staticDh(peer: Point): Promise<Point>;
+  /**
+   * Threads besides the caller's that run these operations (a token's workers); 0 or absent when
+   * they run on the caller's thread, as software keys and the fake token's do. The server uses it
+   * to decide where its own software ECDH runs (OpaqueServer).
+   */
+  readonly keyThreads?: number;
 }
 
 export const OPRF_KEY_INFO = utf8('OPAQUE-DeriveKeyPair');

@@ -40,5 +40,6 @@ export async function tokenServerKeys(driver: HsmDriver, refs: TokenOpaqueKeyRef
       return fullDh(oprfXOnly, K_tok, perUser);
     },
     staticDh: (peer) => fullDh(akeXOnly, K_ake, peer),
+    keyThreads: driver.callThreads,
   };
 }

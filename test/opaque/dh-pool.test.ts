@@ -3,6 +3,7 @@
 // cache; when it stops, callers get PoolUnavailable and softwareKey falls back to this thread.
 
 import { createECDH } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { afterAll, describe, expect, it } from 'vitest';
 import { p256 } from '@noble/curves/nist.js';
 import { PoolUnavailable, SoftwareDhPool } from '../../src/opaque/dh-pool.js';
@@ -51,28 +52,51 @@ describe('SoftwareDhPool', () => {
 });
 
 describe('OPAQUE logins with software ECDH in threads', () => {
-  it('concurrent logins (offloaded) give the KE2 that a lone login (inline) gives', async () => {
-    const shared = SoftwareDhPool.shared();
-    expect(shared).toBeDefined(); // the suite runs with the pool on
-    const server = new OpaqueServer(softwareServerKeys({ oprfSeed: new Uint8Array(32).fill(3), serverPrivateKey: p256.utils.randomSecretKey() }));
-    const client = new OpaqueClient({ ksf: identityKsf });
-    const password = new TextEncoder().encode('pw');
-    const userId = new TextEncoder().encode('user');
+  const password = new TextEncoder().encode('pw');
+  const userId = new TextEncoder().encode('user');
+  const secrets = { oprfSeed: new Uint8Array(32).fill(3), serverPrivateKey: p256.utils.randomSecretKey() };
+  const client = new OpaqueClient({ ksf: identityKsf });
+
+  async function setUp(server: OpaqueServer) {
     const { request, state } = client.createRegistrationRequest(password);
     const { record } = await client.finalizeRegistrationRequest(state, await server.createRegistrationResponse(request, userId));
-    const parsed = parseRegistrationRecord(record);
     const sessions = Array.from({ length: 12 }, () => {
       const { ke1, state: loginState } = client.generateKE1(password);
       return { ke1, loginState, fixed: { maskingNonce: p256.utils.randomSecretKey(), serverNonce: p256.utils.randomSecretKey(), serverKeyshareSeed: p256.utils.randomSecretKey() } };
     });
-    const alone: string[] = [];
+    const parsed = parseRegistrationRecord(record);
+    const ke2 = async (s: (typeof sessions)[number]) => Buffer.from((await server.generateKE2(s.ke1, parsed, userId, undefined, s.fixed)).ke2).toString('hex');
+    return { sessions, ke2 };
+  }
+
+  /** KE2s of the sessions one at a time, then all at once, and the queries the threads answered in each run. */
+  async function loneThenTogether(server: OpaqueServer) {
+    const shared = SoftwareDhPool.shared();
+    expect(shared).toBeDefined(); // the suite runs with the pool on
+    const { sessions, ke2 } = await setUp(server);
     const before = shared!.answered;
-    for (const s of sessions) alone.push(Buffer.from((await server.generateKE2(s.ke1, parsed, userId, undefined, s.fixed)).ke2).toString('hex'));
-    expect(shared!.answered).toBe(before); // one login at a time: every query on this thread
-    const together = await Promise.all(sessions.map(async (s) => Buffer.from((await server.generateKE2(s.ke1, parsed, userId, undefined, s.fixed)).ke2).toString('hex')));
+    const alone: string[] = [];
+    for (const s of sessions) alone.push(await ke2(s));
+    const loneQueries = shared!.answered - before;
+    const together = await Promise.all(sessions.map(ke2));
+    const togetherQueries = shared!.answered - before - loneQueries;
     expect(together).toEqual(alone);
-    expect(shared!.answered).toBeGreaterThan(before); // several at once: queries went to the threads
     // And they are logins a client accepts.
     for (const [i, s] of sessions.entries()) await expect(client.generateKE3(s.loginState, Buffer.from(together[i]!, 'hex'))).resolves.toBeDefined();
+    return { loneQueries, togetherQueries, logins: sessions.length };
+  }
+
+  it('keys on this thread: a lone login sends dh1 and dh3 to the threads; concurrent logins give the same KE2s', async () => {
+    const { loneQueries, togetherQueries, logins } = await loneThenTogether(new OpaqueServer(softwareServerKeys(secrets)));
+    // Two x-only queries for each of dh1 and dh3 when another core can take them.
+    expect(loneQueries).toBe(availableParallelism() > 1 ? 4 * logins : 0);
+    expect(togetherQueries).toBeGreaterThan(0);
+  });
+
+  it('keys on worker threads (a token): a lone login keeps its software ECDH on this thread', async () => {
+    const onWorkers = { ...softwareServerKeys(secrets), keyThreads: 2 };
+    const { loneQueries, togetherQueries } = await loneThenTogether(new OpaqueServer(onWorkers));
+    expect(loneQueries).toBe(0);
+    expect(togetherQueries).toBeGreaterThan(0); // several at once: queries went to the threads
   });
 });

@@ -65,6 +65,13 @@ for (const backend of backends()) {
       });
     });
 
+    it('tells the OPAQUE server where the key operations run (the driver\'s call threads)', async () => {
+      const keys = await vectorKeys(realVectors[0]!.inputs);
+      // The fake runs every call on the caller's thread; the pkcs11 driver in its session workers.
+      expect(driver.callThreads).toBe(driver.backend === 'fake' ? 0 : (await driver.info()).poolSize);
+      expect(keys.keyThreads).toBe(driver.callThreads);
+    });
+
     describe('with keys generated in the token', () => {
       let server: OpaqueServer;
       const client = new OpaqueClient({ ksf: identityKsf });

@@ -88,6 +88,8 @@ function hex(b: Uint8Array): string {
 
 export class FakeDriver implements HsmDriver {
   readonly backend = 'fake' as const;
+  /** Every operation runs on the caller's thread (node:crypto, synchronously). */
+  readonly callThreads = 0;
   readonly faults = new FaultInjector();
   private readonly keys: FakeKey[] = [];
   /** Public-only keys (`importPublicKey`), in memory only. */

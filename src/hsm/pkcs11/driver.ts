@@ -113,6 +113,10 @@ export class Pkcs11Driver implements HsmDriver {
     return { ...this.token.counters };
   }
 
+  get callThreads(): number {
+    return this.token.pool.size;
+  }
+
   /**
    * Runs `fn` at a moment when no call of this driver is inside the token, holding new worker
    * calls back meanwhile; they run afterwards and meet whatever `fn` did. For fault injection
