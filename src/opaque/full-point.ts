@@ -26,16 +26,23 @@ const B = p256Params.b;
  * The point Q with abscissa x1 such that x(Q + K) = x2, without a square root: writing
  * y² = x1³ - 3·x1 + b and λ = (y - yK)/(x1 - xK), the chord rule x2 = λ² - x1 - xK is linear in y:
  *   y = (y² + yK² - (x2 + x1 + xK)·(x1 - xK)²) / (2·yK).
- * The y found must square to y², or the two answers did not come from one key.
- * (x1 = xK would mean Q = ±K, i.e. P = ±G, which the caller answers without asking.)
+ * Returned as the projective point (x1·d : numerator : d) with d = 2·yK, so that it needs no field
+ * inversion (~60 µs here) unless `inverse2yK` is known. The y found must square to y², or the two
+ * answers did not come from one key. (x1 = xK would mean Q = ±K, i.e. P = ±G, which the caller
+ * answers without asking.)
  */
-function solveY(x1: bigint, x2: bigint, K: { x: bigint; y: bigint }, inverse2yK: bigint): bigint {
+function solvePoint(x1: bigint, x2: bigint, K: { x: bigint; y: bigint }, inverse2yK: bigint | undefined): Point {
   const ySquared = Fp.add(Fp.sub(Fp.mul(Fp.sqr(x1), x1), Fp.mul(3n, x1)), B);
   const dx = Fp.sub(x1, K.x);
   const numerator = Fp.sub(Fp.add(ySquared, Fp.sqr(K.y)), Fp.mul(Fp.add(Fp.add(x2, x1), K.x), Fp.sqr(dx)));
-  const y = Fp.mul(numerator, inverse2yK);
-  if (!Fp.eql(Fp.sqr(y), ySquared)) throw new InconsistentKeyOperation('the two ECDH answers do not belong to one key');
-  return y;
+  if (inverse2yK !== undefined) {
+    const y = Fp.mul(numerator, inverse2yK);
+    if (!Fp.eql(Fp.sqr(y), ySquared)) throw new InconsistentKeyOperation('the two ECDH answers do not belong to one key');
+    return Point.fromAffine({ x: x1, y });
+  }
+  const d = Fp.add(K.y, K.y);
+  if (!Fp.eql(Fp.sqr(numerator), Fp.mul(ySquared, Fp.sqr(d)))) throw new InconsistentKeyOperation('the two ECDH answers do not belong to one key');
+  return new Point(Fp.mul(x1, d), numerator, d);
 }
 
 /** 0x04 || x || y of an affine point (Z = 1: parsed or built from coordinates). */
@@ -62,21 +69,31 @@ function uncompressed(point: Point): Uint8Array {
 
 /** peer + G in the form the oracle takes, per peer point; null when peer = -G. */
 const plusGs = new WeakMap<Point, Uint8Array | null>();
+/** The uncompressed form of a projective peer (Z ≠ 1), made in the same batch as its peer + G. */
+const encodings = new WeakMap<Point, Uint8Array>();
 /** A key's affine coordinates and 1/(2·yK), per key point. */
 const inverses = new WeakMap<Point, { x: bigint; y: bigint; inverse2y: bigint }>();
 
 /**
  * Readies peers and keys for fullDh with ONE field inversion for all of them (Montgomery's trick,
- * noble's invertBatch): each peer needs the affine form of peer + G, each new key 1/(2·yK), and
- * an inversion costs ~65 µs here, several per login. Optional: fullDh computes what is missing.
+ * noble's invertBatch): each peer needs the affine form of peer + G (and of itself when it is
+ * projective), each key 1/(2·yK), and an inversion costs ~60 µs here. Prepare every key that
+ * serves more than one query pair (static keys once, a login's ephemeral key with its peers): an
+ * unprepared key's results come back projective, which suits a one-off key whose result only
+ * feeds another fullDh (the OPRF's s_u·B), as its inversion then joins that peer's batch.
  */
 export function prepareFullDh(peers: readonly Point[], keys: readonly Point[] = []): void {
   const sums: Array<{ peer: Point; sum: Point }> = [];
+  const projective: Point[] = [];
   for (const peer of peers) {
     if (plusGs.has(peer) || peer.equals(G)) continue;
     const sum = peer.add(G);
-    if (sum.is0()) plusGs.set(peer, null);
-    else sums.push({ peer, sum });
+    if (sum.is0()) {
+      plusGs.set(peer, null);
+      continue;
+    }
+    sums.push({ peer, sum });
+    if (!Fp.eql(peer.Z, Fp.ONE) && !projective.includes(peer)) projective.push(peer);
   }
   const newKeys: Array<{ key: Point; x: bigint; y: bigint }> = [];
   for (const key of keys) {
@@ -85,28 +102,29 @@ export function prepareFullDh(peers: readonly Point[], keys: readonly Point[] = 
     newKeys.push({ key, x, y });
   }
   if (sums.length + newKeys.length === 0) return;
-  const inverted = Fp.invertBatch([...sums.map((s) => s.sum.Z), ...newKeys.map((k) => Fp.mul(2n, k.y))]);
+  const inverted = Fp.invertBatch([...sums.map((s) => s.sum.Z), ...projective.map((p) => p.Z), ...newKeys.map((k) => Fp.mul(2n, k.y))]);
   sums.forEach(({ peer, sum }, i) => plusGs.set(peer, uncompressedWith(sum, inverted[i]!)));
-  newKeys.forEach(({ key, x, y }, i) => inverses.set(key, { x, y, inverse2y: inverted[sums.length + i]! }));
+  projective.forEach((peer, i) => encodings.set(peer, uncompressedWith(peer, inverted[sums.length + i]!)));
+  newKeys.forEach(({ key, x, y }, i) => inverses.set(key, { x, y, inverse2y: inverted[sums.length + projective.length + i]! }));
 }
 
 /**
  * k·P from two x-only queries. `publicKey` is K = k·G. Both queries go out at once, so a token
- * with several sessions answers them in parallel.
+ * with several sessions answers them in parallel. Affine when K was prepared (prepareFullDh),
+ * else projective.
  */
 export async function fullDh(xOnly: XOnlyDh, publicKey: Point, peer: Point): Promise<Point> {
   if (peer.equals(G)) return publicKey;
   prepareFullDh([peer]);
   const peerPlusG = plusGs.get(peer)!;
   if (peerPlusG === null) return publicKey.negate();
-  const [x1, x2] = await Promise.all([xOnly(uncompressed(peer)), xOnly(peerPlusG)]);
+  const [x1, x2] = await Promise.all([xOnly(encodings.get(peer) ?? uncompressed(peer)), xOnly(peerPlusG)]);
   if (x1.length !== 32 || x2.length !== 32) throw new InconsistentKeyOperation('ECDH output is not 32 bytes');
   const X1 = bytesToBigInt(x1);
   const X2 = bytesToBigInt(x2);
   if (X1 >= Fp.ORDER || X2 >= Fp.ORDER) throw new InconsistentKeyOperation('ECDH output is not a field element');
-  prepareFullDh([], [publicKey]);
-  const K = inverses.get(publicKey)!;
-  return Point.fromAffine({ x: X1, y: solveY(X1, X2, K, K.inverse2y) });
+  const prepared = inverses.get(publicKey);
+  return solvePoint(X1, X2, prepared ?? publicKey.toAffine(), prepared?.inverse2y);
 }
 
 let nextKeyId = 0;

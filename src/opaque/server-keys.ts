@@ -8,7 +8,7 @@ import { type Point, deserializeElement, deserializeScalar } from './group.js';
 import { expand } from './kdf.js';
 import { Nok } from './messages.js';
 import { deriveScalar } from './oprf.js';
-import { fullDh, softwareDh, softwareKey } from './full-point.js';
+import { fullDh, prepareFullDh, softwareDh, softwareKey } from './full-point.js';
 
 export interface OpaqueServerKeys {
   /** The server's static AKE public key, 33 bytes compressed. */
@@ -40,6 +40,7 @@ export function oprfKeyFromSeed(seed: Uint8Array): bigint {
 /** Both secrets in memory: exactly RFC 9807's server. */
 export function softwareServerKeys(secrets: { oprfSeed: Uint8Array; serverPrivateKey: Uint8Array }): OpaqueServerKeys {
   const staticKey = softwareKey(deserializeScalar(secrets.serverPrivateKey, 'server private key'));
+  prepareFullDh([], [staticKey.publicKey]);
   const oprfSeed = secrets.oprfSeed.slice();
   return {
     publicKey: staticKey.publicKey.toBytes(true),

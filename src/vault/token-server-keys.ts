@@ -12,7 +12,7 @@
 
 import type { HsmDriver, KeyRef } from '../hsm/driver.js';
 import { InvalidArgument } from '../hsm/errors.js';
-import { Point, fullDh, softwareDh, oprfKeyFromSeed, oprfKeyInfo, type OpaqueServerKeys } from '../opaque/index.js';
+import { Point, fullDh, prepareFullDh, softwareDh, oprfKeyFromSeed, oprfKeyInfo, type OpaqueServerKeys } from '../opaque/index.js';
 import { expandFirstBlockInput } from '../opaque/kdf.js';
 
 export interface TokenOpaqueKeyRefs {
@@ -30,6 +30,7 @@ export async function tokenServerKeys(driver: HsmDriver, refs: TokenOpaqueKeyRef
   const [oprfPublic, akePublic] = await Promise.all([driver.publicKey(refs.oprfKey), driver.publicKey(refs.akeKey)]);
   const K_tok = Point.fromBytes(oprfPublic);
   const K_ake = Point.fromBytes(akePublic);
+  prepareFullDh([], [K_tok, K_ake]); // long-lived: their full points come back affine
   const oprfXOnly = (peer: Uint8Array) => driver.ecdh(refs.oprfKey, peer);
   const akeXOnly = (peer: Uint8Array) => driver.ecdh(refs.akeKey, peer);
   return {

@@ -61,6 +61,24 @@ describe('full-point recovery from x-only ECDH', () => {
     }
   });
 
+  it('an unprepared key answers projectively; fed to another key (as s_u·B is), the result is still exact', async () => {
+    const t = randomScalar();
+    const prepared = softwareKey(t);
+    prepareFullDh([], [prepared.publicKey]);
+    for (let i = 0; i < 200; i++) {
+      const s = randomScalar();
+      const oneOff = softwareKey(s);
+      const B = G.multiply(randomScalar());
+      const sB = await fullDh(oneOff.xOnly, oneOff.publicKey, B);
+      expect(sB.Z).not.toBe(1n); // projective: no inversion spent on it
+      expect(sB.equals(B.multiply(s))).toBe(true);
+      expect(sB.toBytes(true)).toEqual(B.multiply(s).toBytes(true));
+      const ksB = await fullDh(prepared.xOnly, prepared.publicKey, sB);
+      expect(ksB.Z).toBe(1n); // a prepared key answers affine
+      expect(ksB.equals(B.multiply((s * t) % n))).toBe(true);
+    }
+  });
+
   it('refuses answers that do not come from one key', async () => {
     const other = softwareKey(randomScalar());
     const liar = (peer: Uint8Array) => (peer[64]! % 2 === 0 ? key.xOnly(peer) : other.xOnly(peer));
