@@ -1,6 +1,6 @@
 // Worker thread of SoftwareDhPool (dh-pool.ts): x-only P-256 ECDH with node:crypto, off the
-// event-loop thread. Plain JavaScript with no project imports, so it loads the same under tsx,
-// vitest and from dist/.
+// event-loop thread. Plain JavaScript importing only plain JavaScript, so it loads the same under
+// tsx, vitest and from dist/.
 //
 // Its SharedArrayBuffer holds two control words [doorbell, stop] and CELLS request cells; each
 // cell is a header [state, keyId, seq, status] and bytes: scalar (32) | peer (65) | x (32).
@@ -10,6 +10,7 @@
 
 import { workerData } from 'node:worker_threads';
 import { createECDH } from 'node:crypto';
+import { doorbellWaiter } from '../threads/doorbell-wait.js';
 
 const { channel, replies: repliesBuffer, cells: CELLS, cellBytes: CELL_BYTES, spinMicros } = workerData;
 const REQUEST = 1;
@@ -61,10 +62,8 @@ function run(cell) {
   Atomics.notify(replies, 0);
 }
 
-// After a reply, spin briefly for the next request (a login's queries come in pairs and bursts);
-// a spin that catches nothing skips the next 1, 2, 4 … 64 chances, as the token workers do.
-let skipSpins = 0;
-let missPenalty = 1;
+// After a reply, spin briefly for the next request (a login's queries come in pairs and bursts).
+const waitPast = doorbellWaiter(control, 0, spinMicros);
 let ran = false;
 for (;;) {
   const seen = Atomics.load(control, 0);
@@ -75,22 +74,7 @@ for (;;) {
     ran = true;
     continue;
   }
-  if (ran && spinMicros > 0) {
-    ran = false;
-    if (skipSpins > 0) {
-      skipSpins--;
-    } else {
-      const until = performance.now() + spinMicros / 1000;
-      while (Atomics.load(control, 0) === seen && performance.now() < until) { /* spin */ }
-      if (Atomics.load(control, 0) !== seen) {
-        missPenalty = 1;
-      } else {
-        skipSpins = missPenalty;
-        missPenalty = Math.min(64, missPenalty * 2);
-      }
-      continue;
-    }
-  }
-  Atomics.wait(control, 0, seen);
+  waitPast(seen, ran);
+  ran = false;
 }
 keys.clear();

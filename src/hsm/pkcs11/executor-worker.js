@@ -1,21 +1,19 @@
 // Worker thread that runs slow PKCS#11 calls synchronously, off the event-loop thread.
-// Plain JavaScript with no TypeScript imports so it runs the same under tsx, vitest and dist/.
+// Plain JavaScript importing only plain JavaScript, so it runs the same under tsx, vitest and dist/.
 //
 // Requests arrive in shared-memory cells (executor-channel.js), encoded by executor-codec.js; the
 // pool bumps a doorbell word after each one, so this loop sleeps in Atomics.wait and wakes in
-// microseconds. After finishing work it spins briefly on the doorbell before sleeping: a lone
-// caller's next request usually arrives within that window, which saves a futex wake. The pool
-// asks for the spin only when no other request is waiting: under load it would steal CPU from the
-// event-loop thread that feeds the workers. A spin that catches nothing makes the worker skip the
-// next 1, 2, 4 … 64 chances to spin, and one that catches a request restores it: a lone caller in
-// a loop keeps it, while bursty traffic (a vault node's token calls arrive in a few per request)
-// stops burning up to spinMicros of a shared core after every burst.
+// microseconds. After finishing work it may spin briefly on the doorbell before sleeping, with a
+// backoff after spins that catch nothing (threads/doorbell-wait.js). The pool asks for the spin
+// only when no other request is waiting: under load it would steal CPU from the event-loop thread
+// that feeds the workers.
 // Each worker owns one session and runs one request at a time on it.
 
 import { workerData } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import { CallFailed, createOps } from './executor-ops.js';
 import { decodeValue, encodeValue } from './executor-codec.js';
+import { doorbellWaiter } from '../../threads/doorbell-wait.js';
 import { DOORBELL, FLAGS, FLAG_FRESH_SESSION, FLAG_SPIN, LENGTH, REPLY, REQUEST, RUNNING, SEQ, STATE, STOP, channelViews } from './executor-channel.js';
 
 const require = createRequire(import.meta.url);
@@ -82,11 +80,7 @@ function run(cell) {
   return (flags & FLAG_SPIN) !== 0;
 }
 
-/** Chances to spin still to skip, and how many the next miss makes us skip. */
-let skipSpins = 0;
-let missPenalty = 1;
-const MAX_MISS_PENALTY = 64;
-
+const waitPast = doorbellWaiter(control, DOORBELL, spinMicros);
 let spin = false;
 for (;;) {
   const seen = Atomics.load(control, DOORBELL);
@@ -96,22 +90,7 @@ for (;;) {
     spin = run(cells[next]);
     continue;
   }
-  if (spin && spinMicros > 0) {
-    spin = false;
-    if (skipSpins > 0) {
-      skipSpins--;
-    } else {
-      const until = performance.now() + spinMicros / 1000;
-      while (Atomics.load(control, DOORBELL) === seen && performance.now() < until) { /* spin */ }
-      if (Atomics.load(control, DOORBELL) !== seen) {
-        missPenalty = 1;
-      } else {
-        skipSpins = missPenalty;
-        missPenalty = Math.min(MAX_MISS_PENALTY, missPenalty * 2);
-      }
-      continue;
-    }
-  }
-  Atomics.wait(control, DOORBELL, seen);
+  waitPast(seen, spin);
+  spin = false;
 }
 try { pkcs11.close(); } catch { /* dlclose of a shared handle */ }
