@@ -63,7 +63,7 @@ export async function benchHsm(o: BenchOptions): Promise<void> {
     const plaintext = randomBytes(64);
     const aad = randomBytes(16);
     const ecdhMech = { mechanism: C.CKM_ECDH1_DERIVE, parameter: { type: 6, kdf: C.CKD_NULL, publicData: peer } };
-    const ecdhTemplate = ecdhOutputTemplate();
+    const ecdhTemplate = ecdhOutputTemplate(driver.quirks); // the driver's own output template
     const hDerive = handle('bench-ec-p256-derive');
     const hSign = handle('bench-ec-p256-sign');
     const hEd = handle('bench-ed25519');

@@ -164,7 +164,7 @@ function rawTokenOps(driver: Pkcs11Driver) {
   ]);
   const peer = Buffer.from(p256.getPublicKey(p256.utils.randomSecretKey(), false));
   const mechanism = { mechanism: C.CKM_ECDH1_DERIVE, parameter: { type: 6, kdf: C.CKD_NULL, publicData: peer } };
-  const template = ecdhOutputTemplate();
+  const template = ecdhOutputTemplate(driver.quirks); // the driver's own output template
   const data = randomBytes(40);
   return {
     ecdh() {

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgument } from '../../src/hsm/errors.js';
 import { DEFAULT_QUIRKS, activeQuirks, loadProfiles, parseProfile, resolveQuirks, selectProfile } from '../../src/hsm/pkcs11/profile.js';
+import * as C from '../../src/hsm/pkcs11/constants.js';
+import { ecdhOutputTemplate } from '../../src/hsm/pkcs11/templates.js';
 
 describe('native-config profiles', () => {
   const profiles = loadProfiles();
@@ -18,6 +20,17 @@ describe('native-config profiles', () => {
         if (quirk === 'inlineCheapOperations' && p.quirks.inlineCheapOperations === false) continue; // our own policy default
         expect(p.citations?.some((c) => c.quirk === quirk && c.source.length > 0), `${p.name}: ${quirk} has no citation`).toBe(true);
       }
+    }
+  });
+
+  it('derives a public ECDH output only where the profile says so (SoftHSM2), else leaves CKA_PRIVATE to the token', () => {
+    const privateOf = (quirks: { ecdhOutputPublic: boolean }) => ecdhOutputTemplate(quirks).filter((a) => a.type === C.CKA_PRIVATE).map((a) => a.value);
+    expect(privateOf(resolveQuirks(profiles.find((p) => p.name === 'softhsm2')))).toEqual([false]);
+    expect(privateOf(DEFAULT_QUIRKS)).toEqual([]);
+    for (const quirks of [DEFAULT_QUIRKS, { ecdhOutputPublic: true }]) {
+      // Whatever CKA_PRIVATE says, the output stays a readable session object of 32 bytes.
+      const t = new Map(ecdhOutputTemplate(quirks).map((a) => [a.type, a.value]));
+      expect([t.get(C.CKA_TOKEN), t.get(C.CKA_SENSITIVE), t.get(C.CKA_EXTRACTABLE), t.get(C.CKA_VALUE_LEN)]).toEqual([false, false, true, 32]);
     }
   });
 

@@ -23,6 +23,13 @@ export interface Quirks {
   /** ECDH into a readable (non-sensitive, extractable) generic secret is refused (FIPS mode). */
   readonly ecdhOutputMustBeSensitive: boolean;
   /**
+   * Derive the ECDH output as a public session object (CKA_PRIVATE=false), for tokens that make
+   * private objects costly (SoftHSM2 encrypts a private object's value in memory). The output is
+   * the x-coordinate the driver reads out and destroys within the same call, so it is no secret
+   * the token keeps either way.
+   */
+  readonly ecdhOutputPublic: boolean;
+  /**
    * Cheap calls (HMAC, AES-GCM, random, lookups) may run on the event-loop thread: true only for
    * in-process software tokens where they take microseconds. Network HSMs send everything to
    * the worker pool.
@@ -61,6 +68,7 @@ export const DEFAULT_QUIRKS: Quirks = {
   labelMaxLength: null,
   idMaxLength: null,
   ecdhOutputMustBeSensitive: false,
+  ecdhOutputPublic: false,
   inlineCheapOperations: false,
   defaultPoolSize: null,
   sessionKeyCopies: false,

@@ -233,11 +233,12 @@ export function kcvSubjectTemplate(value: Uint8Array): Template {
 }
 
 /** Readable session object for ECDH output (x coordinate only, CKD_NULL). */
-export function ecdhOutputTemplate(): Template {
+export function ecdhOutputTemplate(quirks: { readonly ecdhOutputPublic?: boolean } = {}): Template {
   return [
     { type: C.CKA_CLASS, value: C.CKO_SECRET_KEY },
     { type: C.CKA_KEY_TYPE, value: C.CKK_GENERIC_SECRET },
     { type: C.CKA_TOKEN, value: false },
+    ...(quirks.ecdhOutputPublic ? [{ type: C.CKA_PRIVATE, value: false }] : []),
     { type: C.CKA_SENSITIVE, value: false },
     { type: C.CKA_EXTRACTABLE, value: true },
     { type: C.CKA_VALUE_LEN, value: 32 },

@@ -26,7 +26,7 @@ export function opsOptions(quirks: Quirks): { shapes: unknown; copyKeys: boolean
   return {
     copyKeys: quirks.sessionKeyCopies,
     shapes: {
-      ecdh: { mechanism: C.CKM_ECDH1_DERIVE, parameterType: 6 /* CK_PARAMS_EC_DH */, kdf: C.CKD_NULL, template: ecdhOutputTemplate(), valueType: C.CKA_VALUE },
+      ecdh: { mechanism: C.CKM_ECDH1_DERIVE, parameterType: 6 /* CK_PARAMS_EC_DH */, kdf: C.CKD_NULL, template: ecdhOutputTemplate(quirks), valueType: C.CKA_VALUE },
       gcm: { mechanism: C.CKM_AES_GCM, parameterType: 3 /* CK_PARAMS_AES_GCM */ },
     },
   };
