@@ -24,6 +24,7 @@ import { PRIVATE_KEY_ATTRIBUTES, SECRET_KEY_ATTRIBUTES, bytes, evidenceOf, keyTy
 import { buf } from './buffers.js';
 import * as C from './constants.js';
 import { ExecutorPool, type SessionHandle } from './executor-pool.js';
+import type { ReplyWaitStats } from './reply-watch.js';
 import { cacheKey, describe, exactlyOne, findKeyObjects, handleOf, labelTaken, publicHandle } from './key-lookup.js';
 import { importValue } from './key-material.js';
 import { importTrustedKey, keyCheckValue, unwrapKey, wrapKey } from './key-transport.js';
@@ -43,6 +44,13 @@ export interface Pkcs11DriverOptions {
   readonly poolSize?: number;
   /** How long a worker spins for the next request before sleeping (µs). */
   readonly spinMicros?: number;
+  /** How long the event loop polls for a lone call's reply before sleeping (µs; 0: never). */
+  readonly replyPollMicros?: number;
+  /**
+   * Nice value of the worker threads (default 10; 0 keeps the process's): waking a worker must
+   * not preempt the event loop (src/threads/thread-priority.js).
+   */
+  readonly workerNice?: number;
   /** How long a call may wait for a free session (ms). */
   readonly borrowTimeoutMs?: number;
   /** Force a profile instead of matching the token (or the URI's x-profile). */
@@ -68,6 +76,7 @@ export class Pkcs11Driver implements HsmDriver {
   private static async openOnce(uri: Pkcs11Uri, options: Pkcs11DriverOptions): Promise<Pkcs11Driver> {
     const modulePath = uri.modulePath ?? process.env.HSM_VAULT_PKCS11_MODULE;
     if (!modulePath) throw new InvalidUri('PKCS#11 URI needs module-path (or set HSM_VAULT_PKCS11_MODULE)');
+    checkExecutorOptions(options);
     const pin = options.pin ?? resolvePin(uri);
     const lease = acquireModule(modulePath, uri.libraryParameters !== undefined ? { libraryParameters: uri.libraryParameters } : {});
     let mainSession: SessionHandle | undefined;
@@ -95,6 +104,9 @@ export class Pkcs11Driver implements HsmDriver {
         modulePath,
         size: poolSize,
         spinMicros: options.spinMicros ?? 150,
+        replyPollMicros: options.replyPollMicros ?? 500,
+        cores: availableParallelism(),
+        workerNice: options.workerNice ?? 10,
         opsOptions: opsOptions(quirks),
         borrowTimeoutMs: options.borrowTimeoutMs ?? 5_000,
         openSession: () => openSession(pkcs11, slot),
@@ -136,6 +148,11 @@ export class Pkcs11Driver implements HsmDriver {
   /** The loaded module and slot, for tests that invalidate sessions behind the driver's back. */
   get rawModule(): { pkcs11: Pkcs11; slot: Buffer } {
     return { pkcs11: this.token.pkcs11, slot: this.token.slot };
+  }
+
+  /** How the event loop has waited for the workers' replies (executor-pool.ts, reply-watch.ts). */
+  get replyWaits(): ReplyWaitStats {
+    return this.token.pool.replyWaits;
   }
 
   // ---- HsmDriver ------------------------------------------------------------------------------
@@ -408,4 +425,15 @@ export class Pkcs11Driver implements HsmDriver {
 
 export function isHsmError(err: unknown): err is HsmError {
   return err instanceof HsmError;
+}
+
+/** Refuses executor settings that would otherwise be clamped or ignored without a word. */
+function checkExecutorOptions(options: Pkcs11DriverOptions): void {
+  const { workerNice, replyPollMicros } = options;
+  if (workerNice !== undefined && !(Number.isInteger(workerNice) && workerNice >= 0 && workerNice <= 19)) {
+    throw new InvalidArgument(`workerNice must be an integer from 0 to 19, got ${workerNice}`);
+  }
+  if (replyPollMicros !== undefined && !(Number.isFinite(replyPollMicros) && replyPollMicros >= 0)) {
+    throw new InvalidArgument(`replyPollMicros must be a number of microseconds >= 0, got ${replyPollMicros}`);
+  }
 }

@@ -5,11 +5,11 @@
 // and the two cross-thread wake-ups, not the work: structured clone through a MessagePort took
 // ~45 µs per round trip, a wake-up of a sleeping thread tens of µs more. So requests and replies
 // go through shared-memory cells (executor-channel.js, executor-codec.js), the worker spins
-// briefly for a lone caller's next request, and the event loop learns of replies through
-// Atomics.waitAsync on one counter every worker bumps. Measured against the MessagePort version in
-// alternating runs: ECDH with one caller 0.72x -> 0.76-0.93x of a raw call, ECDSA 0.62-0.68x ->
-// 0.87-0.92x. Polling for replies with setImmediate instead of waiting measured no better on a quiet
-// machine and far worse on a loaded one (the poller takes the worker's CPU), so the pool never polls.
+// briefly for a lone caller's next request, and every worker bumps one reply counter. For a lone
+// call the event loop polls that counter once per turn, since a sleeping event-loop thread takes
+// 40-50 µs to wake here; with every core's worker busy it sleeps in Atomics.waitAsync, so it takes
+// no CPU from them (reply-watch.ts). Workers run at a lower priority so that waking one never
+// preempts the event loop (threads/thread-priority.js).
 // A worker runs one request at a time on its own session; the pool keeps at most DEPTH requests
 // queued per worker so it never idles between two of them.
 
@@ -18,6 +18,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { DriverClosed, TokenUnavailable } from '../errors.js';
 import { decodeValue, encodeValue } from './executor-codec.js';
+import { ReplyWatch, type ReplyWaitStats } from './reply-watch.js';
 import {
   DEPTH, DOORBELL, FLAGS, FLAG_FRESH_SESSION, FLAG_SPIN, FREE, LENGTH, REPLY, REQUEST, SEQ, STATE, STOP, channelViews, createChannelBuffer,
 } from './executor-channel.js';
@@ -43,6 +44,15 @@ export interface ExecutorPoolOptions {
   readonly size: number;
   /** How long a worker spins for a lone caller's next request before it sleeps. */
   readonly spinMicros: number;
+  /**
+   * How long the event loop polls, turn by turn, for a lone call's reply before it sleeps (µs;
+   * 0: never poll). See ReplyWatch.
+   */
+  readonly replyPollMicros: number;
+  /** Cores this process may use: the event loop polls only while a core is left for it. */
+  readonly cores: number;
+  /** Nice value of the worker threads (threads/thread-priority.js); 0 keeps the process's. */
+  readonly workerNice: number;
   /** Passed to createOps in each worker: call shapes and the sessionKeyCopies quirk. */
   readonly opsOptions: unknown;
   /** How long a request may wait for a free session before TokenUnavailable. */
@@ -104,13 +114,18 @@ export class ExecutorPool {
   /** Bumped by every worker after each reply; the event loop waits on it (Atomics.waitAsync). */
   private readonly replies = new Int32Array(new SharedArrayBuffer(4));
   private inFlightTotal = 0;
+  /** Workers with at least one request in flight. */
+  private busySlots = 0;
+  private readonly watch: ReplyWatch;
   /** quiesce() calls not yet resumed: while above 0, nothing is dispatched. */
   private holds = 0;
   private waiting = false;
   private closed = false;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly options: ExecutorPoolOptions) {}
+  constructor(private readonly options: ExecutorPoolOptions) {
+    this.watch = new ReplyWatch(options.replyPollMicros);
+  }
 
   get size(): number {
     return this.slots.length;
@@ -122,7 +137,7 @@ export class ExecutorPool {
       const channel = createChannelBuffer();
       const { control, cells } = channelViews(channel);
       const worker = new Worker(url, {
-        workerData: { channel, replies: this.replies.buffer, modulePath: this.options.modulePath, spinMicros: this.options.spinMicros, opsOptions: this.options.opsOptions },
+        workerData: { channel, replies: this.replies.buffer, modulePath: this.options.modulePath, spinMicros: this.options.spinMicros, nice: this.options.workerNice, opsOptions: this.options.opsOptions },
         // Workers inherit the loader flags (tsx) but must not inherit test-runner argv.
         argv: [],
       });
@@ -152,6 +167,11 @@ export class ExecutorPool {
   /** Marks every session dead (after C_CloseAllSessions, a logout seen by the driver, or to drop key copies). */
   markAllStale(): void {
     for (const slot of this.slots) slot.stale = true;
+  }
+
+  /** How the event loop has waited for replies: polls, caught, missed, sleeps. */
+  get replyWaits(): ReplyWaitStats {
+    return this.watch.stats;
   }
 
   get inFlight(): number {
@@ -273,7 +293,10 @@ export class ExecutorPool {
     }
     slot.inFlight++;
     this.inFlightTotal++;
-    if (slot.inFlight === 1) slot.worker.ref(); // an awaited token call keeps the process alive
+    if (slot.inFlight === 1) {
+      slot.worker.ref(); // an awaited token call keeps the process alive
+      this.busySlots++;
+    }
     slot.jobs[index] = job;
     // Spin for the next request only when nothing else is waiting: under load the event-loop
     // thread needs the CPU more than the worker needs a fast wake-up.
@@ -316,30 +339,61 @@ export class ExecutorPool {
     return settled;
   }
 
-  /** Waits (without blocking) for the next reply from any worker while requests are in flight. */
+  /**
+   * Waits (without blocking) for the next reply from any worker while requests are in flight: by
+   * polling the reply counter once per event-loop turn while a core is left for it (ReplyWatch),
+   * else asleep in Atomics.waitAsync until a worker's notify.
+   */
   private waitForReplies(): void {
     if (this.waiting || this.closed || this.inFlightTotal === 0) return;
-    // Read the counter before looking: a reply after this read changes it, and waitAsync then
-    // returns at once instead of missing it.
+    // Read the counter before looking: a reply after this read changes it, and the wait then
+    // ends at once instead of missing it.
     const seen = Atomics.load(this.replies, 0);
     if (this.collect() > 0) this.pump();
     if (this.waiting || this.inFlightTotal === 0) return; // pump may have armed a wait itself
-    const wait = Atomics.waitAsync(this.replies, 0, seen);
     this.waiting = true;
-    const woken = (): void => {
-      this.waiting = false;
-      if (this.closed) return;
-      if (this.collect() > 0) this.pump();
-      this.waitForReplies();
-    };
-    if (wait.async) void wait.value.then(woken);
-    else setImmediate(woken);
+    if (this.busySlots < this.options.cores && this.watch.mayPoll()) this.poll(seen, performance.now() + this.watch.windowMs);
+    else this.sleep(seen);
   }
+
+  private poll(seen: number, until: number): void {
+    setImmediate(() => {
+      if (this.closed) return;
+      if (Atomics.load(this.replies, 0) !== seen) {
+        this.watch.caught();
+        this.woken();
+      } else if (performance.now() >= until) {
+        this.watch.missed();
+        this.sleep(seen);
+      } else if (this.busySlots >= this.options.cores) {
+        this.sleep(seen); // the workers now need every core: stop polling, no penalty
+      } else {
+        this.poll(seen, until);
+      }
+    });
+  }
+
+  private sleep(seen: number): void {
+    this.watch.slept();
+    const wait = Atomics.waitAsync(this.replies, 0, seen);
+    if (wait.async) void wait.value.then(this.woken);
+    else setImmediate(this.woken);
+  }
+
+  private readonly woken = (): void => {
+    this.waiting = false;
+    if (this.closed) return;
+    if (this.collect() > 0) this.pump();
+    this.waitForReplies();
+  };
 
   private release(slot: Slot): void {
     slot.inFlight--;
     this.inFlightTotal--;
-    if (slot.inFlight === 0) slot.worker.unref();
+    if (slot.inFlight === 0) {
+      slot.worker.unref();
+      this.busySlots--;
+    }
   }
 
   /** A worker that failed or exited is never used again; its requests fail. */

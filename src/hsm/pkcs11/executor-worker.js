@@ -14,11 +14,13 @@ import { createRequire } from 'node:module';
 import { CallFailed, createOps } from './executor-ops.js';
 import { decodeValue, encodeValue } from './executor-codec.js';
 import { doorbellWaiter } from '../../threads/doorbell-wait.js';
+import { lowerThreadPriority } from '../../threads/thread-priority.js';
 import { DOORBELL, FLAGS, FLAG_FRESH_SESSION, FLAG_SPIN, LENGTH, REPLY, REQUEST, RUNNING, SEQ, STATE, STOP, channelViews } from './executor-channel.js';
 
 const require = createRequire(import.meta.url);
 const pkcs11js = require('pkcs11js');
-const { channel, replies: repliesBuffer, modulePath, spinMicros, opsOptions } = workerData;
+const { channel, replies: repliesBuffer, modulePath, spinMicros, nice, opsOptions } = workerData;
+lowerThreadPriority(nice); // so that waking this thread never stalls the event loop (thread-priority.js)
 const { control, cells } = channelViews(channel);
 const replies = new Int32Array(repliesBuffer);
 

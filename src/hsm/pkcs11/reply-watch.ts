@@ -1,0 +1,71 @@
+// How the event loop learns that a worker has answered. Asleep in Atomics.waitAsync, a worker's
+// notify must wake the event-loop thread, and on our KVM guests a thread that slept longer than
+// ~50 µs takes 40-50 µs to wake: a bare shared-memory ping-pong around 137 µs of work (one
+// SoftHSM2 ECDH) reached only 0.72-0.74x of the same work inline. Polling the reply counter once
+// per event-loop turn (setImmediate) instead reached 0.94-0.98x: the loop keeps turning, so timers
+// and I/O run as usual, but its thread never sleeps and sees the reply within a turn.
+//
+// Polling spends the event loop's core while it waits, so the pool polls only for a lone call
+// (fewer busy workers than cores, so no worker loses its core to it) and only for a bounded window.
+// A window that ends with no reply (a slow token: a network HSM, a key generation) makes the pool
+// sleep for the next 1, 2, 4 ... 64 calls, as the workers' spin does (threads/doorbell-wait.js);
+// a reply caught by a poll restores it.
+
+const MAX_MISS_PENALTY = 64;
+
+/** How the pool has waited for replies so far (for tests and diagnostics). */
+export interface ReplyWaitStats {
+  /** Polls started. */
+  readonly polls: number;
+  /** Polls that saw the reply within their window. */
+  readonly caught: number;
+  /** Polls whose window ended first (each makes the next few waits sleep). */
+  readonly missed: number;
+  /** Waits in Atomics.waitAsync (no poll, or after a poll that stopped). */
+  readonly sleeps: number;
+}
+
+export class ReplyWatch {
+  private skipPolls = 0;
+  private missPenalty = 1;
+  private readonly counts = { polls: 0, caught: 0, missed: 0, sleeps: 0 };
+  readonly windowMs: number;
+
+  /** @param pollMicros how long one poll lasts before the pool sleeps (0: never poll). */
+  constructor(pollMicros: number) {
+    this.windowMs = pollMicros / 1000;
+  }
+
+  get stats(): ReplyWaitStats {
+    return { ...this.counts };
+  }
+
+  /** Whether to poll for the reply now (counted as a poll); using up one skipped chance when not. */
+  mayPoll(): boolean {
+    if (this.windowMs <= 0) return false;
+    if (this.skipPolls > 0) {
+      this.skipPolls--;
+      return false;
+    }
+    this.counts.polls++;
+    return true;
+  }
+
+  /** A poll saw the reply: poll again next time. */
+  caught(): void {
+    this.counts.caught++;
+    this.missPenalty = 1;
+  }
+
+  /** A poll's window ended with no reply: sleep for the next few calls, twice as many each miss. */
+  missed(): void {
+    this.counts.missed++;
+    this.skipPolls = this.missPenalty;
+    this.missPenalty = Math.min(MAX_MISS_PENALTY, this.missPenalty * 2);
+  }
+
+  /** The pool went to sleep in Atomics.waitAsync. */
+  slept(): void {
+    this.counts.sleeps++;
+  }
+}
