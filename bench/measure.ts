@@ -8,6 +8,12 @@ export interface BenchOptions {
   readonly concurrency: number;
 }
 
+/** The q-quantile (0..1) of xs, nearest rank. */
+export const percentile = (xs: number[], q: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))]!;
+};
+
 export const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
@@ -51,3 +57,21 @@ export async function saturated(seconds: number, count: number | undefined, conc
   );
   return (n * 1000) / (performance.now() - start);
 }
+
+/**
+ * Calls `once` `count` times, each 1 ms after the last settled (requests arriving by I/O, with
+ * the driver's workers asleep in between), and returns how long each call held the event loop
+ * before it returned its promise (ms): what a server's other requests wait for.
+ */
+export async function spacedHolds(count: number, once: () => Promise<unknown>): Promise<number[]> {
+  const holds: number[] = [];
+  for (let i = 0; i < count; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    const start = performance.now();
+    const pending = once();
+    holds.push(performance.now() - start);
+    await pending;
+  }
+  return holds;
+}
+
