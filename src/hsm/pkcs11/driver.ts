@@ -47,8 +47,8 @@ export interface Pkcs11DriverOptions {
   /** How long the event loop polls for a lone call's reply before sleeping (µs; 0: never). */
   readonly replyPollMicros?: number;
   /**
-   * Nice value of the worker threads (default 10; 0 keeps the process's): waking a worker must
-   * not preempt the event loop (src/threads/thread-priority.js).
+   * Nice value of the worker threads (default 10; 0 keeps the process's; a thread's priority is
+   * never raised): waking a worker must not preempt the event loop (src/threads/thread-priority.js).
    */
   readonly workerNice?: number;
   /** How long a call may wait for a free session (ms). */
