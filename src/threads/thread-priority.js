@@ -16,17 +16,16 @@ import { getPriority, setPriority } from 'node:os';
 
 /**
  * Lowers the calling thread's scheduling priority to `nice`, never raising it (on Linux,
- * setpriority with pid 0 applies to the calling thread only). Returns false where that is refused
- * or unsupported; the thread then keeps the process's priority, which is only slower, never wrong.
+ * setpriority with pid 0 applies to the calling thread only). Where that is refused or
+ * unsupported the thread keeps the process's priority, which is only slower, never wrong.
  * @param {number} nice 0 (leave it) to 19
  */
 export function lowerThreadPriority(nice) {
-  if (!(nice > 0)) return true;
+  if (!(nice > 0)) return;
   try {
     const wanted = Math.min(19, Math.floor(nice));
     if (getPriority(0) < wanted) setPriority(0, wanted);
-    return true;
   } catch {
-    return false;
+    /* keep the process's priority */
   }
 }

@@ -8,10 +8,10 @@
 // Polling spends the event loop's core while it waits, so the pool polls only for a lone call
 // (fewer busy workers than cores, so no worker loses its core to it) and only for a bounded window.
 // A window that ends with no reply (a slow token: a network HSM, a key generation) makes the pool
-// sleep for the next 1, 2, 4 ... 64 calls, as the workers' spin does (threads/doorbell-wait.js);
+// sleep for the next 1, 2, 4 ... 64 calls, as the workers' spin does (threads/miss-backoff.js);
 // a reply caught by a poll restores it.
 
-const MAX_MISS_PENALTY = 64;
+import { MissBackoff } from '../../threads/miss-backoff.js';
 
 /** How the pool has waited for replies so far (for tests and diagnostics). */
 export interface ReplyWaitStats {
@@ -26,8 +26,7 @@ export interface ReplyWaitStats {
 }
 
 export class ReplyWatch {
-  private skipPolls = 0;
-  private missPenalty = 1;
+  private readonly backoff = new MissBackoff();
   private readonly counts = { polls: 0, caught: 0, missed: 0, sleeps: 0 };
   readonly windowMs: number;
 
@@ -42,11 +41,7 @@ export class ReplyWatch {
 
   /** Whether to poll for the reply now (counted as a poll); using up one skipped chance when not. */
   mayPoll(): boolean {
-    if (this.windowMs <= 0) return false;
-    if (this.skipPolls > 0) {
-      this.skipPolls--;
-      return false;
-    }
+    if (this.windowMs <= 0 || !this.backoff.tryNow()) return false;
     this.counts.polls++;
     return true;
   }
@@ -54,14 +49,13 @@ export class ReplyWatch {
   /** A poll saw the reply: poll again next time. */
   caught(): void {
     this.counts.caught++;
-    this.missPenalty = 1;
+    this.backoff.hit();
   }
 
   /** A poll's window ended with no reply: sleep for the next few calls, twice as many each miss. */
   missed(): void {
     this.counts.missed++;
-    this.skipPolls = this.missPenalty;
-    this.missPenalty = Math.min(MAX_MISS_PENALTY, this.missPenalty * 2);
+    this.backoff.miss();
   }
 
   /** The pool went to sleep in Atomics.waitAsync. */
