@@ -1,47 +1,56 @@
-// The event loop's choice between polling for a worker's reply and sleeping: the miss backoff.
+// The event loop's choice between polling for a worker's reply and sleeping: poll while most of
+// the last 16 lone calls were answered within the poll window.
 
 import { describe, expect, it } from 'vitest';
 import { ReplyWatch } from '../../src/hsm/pkcs11/reply-watch.js';
 
-/** The mayPoll answers for the next n waits. */
-function next(watch: ReplyWatch, n: number): boolean[] {
-  return Array.from({ length: n }, () => watch.mayPoll());
-}
-
 describe('ReplyWatch', () => {
   it('never polls with a zero window', () => {
     const watch = new ReplyWatch(0);
-    expect(next(watch, 5)).toEqual([false, false, false, false, false]);
+    for (let i = 0; i < 5; i++) {
+      expect(watch.mayPoll()).toBe(false);
+      watch.answered(0.01);
+    }
     expect(watch.stats.polls).toBe(0);
   });
 
-  it('polls every time while polls catch their reply', () => {
+  it('keeps polling through a rare slow reply', () => {
     const watch = new ReplyWatch(500);
     expect(watch.windowMs).toBe(0.5);
-    for (let i = 0; i < 10; i++) {
+    for (let i = 0; i < 50; i++) {
       expect(watch.mayPoll()).toBe(true);
-      watch.caught();
+      if (i % 10 === 5) {
+        watch.missed();
+        watch.slept();
+        watch.answered(3); // a stall: answered after 3 ms
+      } else {
+        watch.caught();
+        watch.answered(0.1);
+      }
     }
-    expect(watch.stats).toEqual({ polls: 10, caught: 10, missed: 0, sleeps: 0 });
+    expect(watch.stats).toEqual({ polls: 50, caught: 45, missed: 5, sleeps: 5 });
   });
 
-  it('sleeps for 1, 2, 4 … 64 waits after consecutive misses, and a catch restores polling', () => {
+  it('sleeps on a token slower than the window, and polls again once it answers within it', () => {
     const watch = new ReplyWatch(500);
-    /** Waits that slept before each poll; every poll then misses. */
-    const skips: number[] = [];
-    for (let poll = 0; poll < 10; poll++) {
-      let skipped = 0;
-      while (!watch.mayPoll()) skipped++;
-      skips.push(skipped);
-      watch.missed();
+    let polls = 0;
+    for (let i = 0; i < 40; i++) {
+      if (watch.mayPoll()) {
+        polls++;
+        watch.missed();
+      }
+      watch.slept();
+      watch.answered(2); // 2 ms per reply: every poll would miss
     }
-    expect(skips).toEqual([0, 1, 2, 4, 8, 16, 32, 64, 64, 64]);
-    expect(watch.stats).toMatchObject({ polls: 10, missed: 10, caught: 0 });
-
-    while (!watch.mayPoll()) { /* the last miss's 64 sleeps */ }
-    watch.caught();
-    expect(watch.mayPoll()).toBe(true); // polling again at once
-    watch.missed();
-    expect(next(watch, 2)).toEqual([false, true]); // and the penalty starts over at 1
+    expect(polls).toBe(8); // until 8 of the last 16 replies were slow
+    expect(watch.mayPoll()).toBe(false);
+    // Replies timed while asleep still count: the token speeds up, polling resumes.
+    let sleptBeforePolling = 0;
+    while (!watch.mayPoll()) {
+      sleptBeforePolling++;
+      watch.answered(0.1);
+    }
+    expect(sleptBeforePolling).toBe(9);
+    expect(watch.stats.polls).toBe(9);
   });
 });

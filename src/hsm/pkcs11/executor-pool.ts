@@ -7,8 +7,8 @@
 // go through shared-memory cells (executor-channel.js, executor-codec.js), the worker spins
 // briefly for a lone caller's next request, and every worker bumps one reply counter. For a lone
 // call the event loop polls that counter once per turn, since a sleeping event-loop thread takes
-// 40-50 µs to wake here; with every core's worker busy it sleeps in Atomics.waitAsync, so it takes
-// no CPU from them (reply-watch.ts). Workers run at a lower priority so that waking one never
+// 40-50 µs to wake here, while lone calls are mostly answered within its poll window; with every
+// core's worker busy it sleeps in Atomics.waitAsync, so it takes no CPU from them (reply-watch.ts). Workers run at a lower priority so that waking one never
 // preempts the event loop (threads/thread-priority.js).
 // A worker runs one request at a time on its own session; the pool keeps at most DEPTH requests
 // queued per worker so it never idles between two of them.
@@ -72,6 +72,8 @@ interface Job {
   readonly resolve: (value: unknown) => void;
   readonly reject: (err: unknown) => void;
   readonly deadline: number;
+  /** When it went to a worker that had nothing else to do (its reply time then feeds ReplyWatch). */
+  loneSince?: number;
 }
 
 interface Slot {
@@ -291,6 +293,7 @@ export class ExecutorPool {
       job.reject(err);
       return false;
     }
+    if (slot.inFlight === 0) job.loneSince = performance.now();
     slot.inFlight++;
     this.inFlightTotal++;
     if (slot.inFlight === 1) {
@@ -329,6 +332,7 @@ export class ExecutorPool {
         this.release(slot);
         settled++;
         if (!job) continue;
+        if (job.loneSince !== undefined) this.watch.answered(performance.now() - job.loneSince);
         if (reply.ok) job.resolve(reply.value);
         else {
           if (reply.tainted) slot.stale = true;

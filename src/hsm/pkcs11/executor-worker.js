@@ -3,8 +3,8 @@
 //
 // Requests arrive in shared-memory cells (executor-channel.js), encoded by executor-codec.js; the
 // pool bumps a doorbell word after each one, so this loop sleeps in Atomics.wait and wakes in
-// microseconds. After finishing work it may spin briefly on the doorbell before sleeping, with a
-// backoff after spins that catch nothing (threads/doorbell-wait.js). The pool asks for the spin
+// microseconds. After finishing work it may spin briefly on the doorbell before sleeping, while
+// such spins mostly catch the next request (threads/doorbell-wait.js). The pool asks for the spin
 // only when no other request is waiting: under load it would steal CPU from the event-loop thread
 // that feeds the workers.
 // Each worker owns one session and runs one request at a time on it.

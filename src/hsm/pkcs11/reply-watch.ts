@@ -6,12 +6,12 @@
 // and I/O run as usual, but its thread never sleeps and sees the reply within a turn.
 //
 // Polling spends the event loop's core while it waits, so the pool polls only for a lone call
-// (fewer busy workers than cores, so no worker loses its core to it) and only for a bounded window.
-// A window that ends with no reply (a slow token: a network HSM, a key generation) makes the pool
-// sleep for the next 1, 2, 4 ... 64 calls, as the workers' spin does (threads/miss-backoff.js);
-// a reply caught by a poll restores it.
+// (fewer busy workers than cores, so no worker loses its core to it), only for a bounded window,
+// and only while most of the last 16 lone calls were answered within that window
+// (threads/wait-history.js): a slow token (a network HSM, key generation) gets sleeps, a rare
+// stall on a fast one does not stop the polling.
 
-import { MissBackoff } from '../../threads/miss-backoff.js';
+import { WaitHistory } from '../../threads/wait-history.js';
 
 /** How the pool has waited for replies so far (for tests and diagnostics). */
 export interface ReplyWaitStats {
@@ -19,14 +19,14 @@ export interface ReplyWaitStats {
   readonly polls: number;
   /** Polls that saw the reply within their window. */
   readonly caught: number;
-  /** Polls whose window ended first (each makes the next few waits sleep). */
+  /** Polls whose window ended first (the pool then sleeps for that reply). */
   readonly missed: number;
   /** Waits in Atomics.waitAsync (no poll, or after a poll that stopped). */
   readonly sleeps: number;
 }
 
 export class ReplyWatch {
-  private readonly backoff = new MissBackoff();
+  private readonly history = new WaitHistory();
   private readonly counts = { polls: 0, caught: 0, missed: 0, sleeps: 0 };
   readonly windowMs: number;
 
@@ -39,23 +39,26 @@ export class ReplyWatch {
     return { ...this.counts };
   }
 
-  /** Whether to poll for the reply now (counted as a poll); using up one skipped chance when not. */
+  /** Whether to poll for the reply now (counted as a poll). */
   mayPoll(): boolean {
-    if (this.windowMs <= 0 || !this.backoff.tryNow()) return false;
+    if (this.windowMs <= 0 || !this.history.worthBusyWaiting()) return false;
     this.counts.polls++;
     return true;
   }
 
-  /** A poll saw the reply: poll again next time. */
-  caught(): void {
-    this.counts.caught++;
-    this.backoff.hit();
+  /** A lone call was answered `ms` after it went out, polled for or not. */
+  answered(ms: number): void {
+    this.history.record(ms <= this.windowMs);
   }
 
-  /** A poll's window ended with no reply: sleep for the next few calls, twice as many each miss. */
+  /** A poll saw the reply. */
+  caught(): void {
+    this.counts.caught++;
+  }
+
+  /** A poll's window ended with no reply. */
   missed(): void {
     this.counts.missed++;
-    this.backoff.miss();
   }
 
   /** The pool went to sleep in Atomics.waitAsync. */
