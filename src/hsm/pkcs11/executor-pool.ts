@@ -8,8 +8,9 @@
 // briefly for a lone caller's next request, and every worker bumps one reply counter. For a lone
 // call the event loop polls that counter once per turn, since a sleeping event-loop thread takes
 // 40-50 µs to wake here, while lone calls are mostly answered within its poll window; with every
-// core's worker busy it sleeps in Atomics.waitAsync, so it takes no CPU from them (reply-watch.ts). Workers run at a lower priority so that waking one never
-// preempts the event loop (threads/thread-priority.js).
+// core's worker busy it sleeps in Atomics.waitAsync, so it takes no CPU from them (reply-watch.ts).
+// Workers run at a lower priority so that waking one never preempts the event loop
+// (threads/thread-priority.js).
 // A worker runs one request at a time on its own session; the pool keeps at most DEPTH requests
 // queued per worker so it never idles between two of them.
 
