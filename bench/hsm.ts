@@ -3,10 +3,10 @@
 // one caller and saturated, and the event-loop lag p99 during the saturated runs. Where the
 // profile has the driver operate on session-object copies of keys (SoftHSM2), the raw calls are
 // also timed on such a copy: the plain floor is the issue's, the copy floor shows what the driver
-// itself costs. Each figure is
-// the median of several interleaved rounds. It also times how long a driver call holds the event
-// loop before it returns its promise when calls come spaced out, as a server's do: the worker has
-// gone to sleep by then, and waking it must not cost the event loop the whole call.
+// itself costs. Each figure is the median of several interleaved rounds. It also times how long a
+// driver call holds the event loop before it returns its promise when calls come spaced out, as a
+// server's do: the worker has gone to sleep by then, and waking it must not cost the event loop
+// the whole call.
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
