@@ -143,7 +143,8 @@ describe.runIf(softHsmUri())('qualify: SoftHSM2', () => {
     //  - AES key wrap with padding zero-pads non-multiple-of-8 keys itself (MLI 48 for 45 bytes);
     //  - AES-GCM accepts an empty IV.
     const quirks = report.checks.filter((c) => c.status === 'quirk' && c.id !== 'cleanup.untouched').map((c) => c.id).sort();
-    expect(quirks).toEqual(['gcm.iv', 'mech.aes-key-wrap-pad']);
+    const details = report.checks.filter((c) => c.status === 'quirk').map((c) => `${c.id}: ${c.detail}`).join('\n');
+    expect(quirks, details).toEqual(['gcm.iv', 'mech.aes-key-wrap-pad']);
     expect(report.checks.find((c) => c.id === 'mech.aes-key-wrap-pad')!.detail).toMatch(/zero-pads the key to 48 bytes/);
     expect(report.checks.find((c) => c.id === 'gcm.iv')!.detail).toMatch(/ACCEPTS AN EMPTY IV/);
     // Other test files share this token, so objects outside our prefix may come and go meanwhile.
@@ -156,7 +157,8 @@ describe.runIf(softHsmUri())('qualify: SoftHSM2', () => {
 
   it('runs the SO and destructive checks and reports performance', () => {
     for (const id of ['protect.trusted-so', 'protect.trusted-user-refused', 'protect.wrap-with-trusted', 'fault.close-all-sessions', 'fault.logout-elsewhere', 'token.sessions']) {
-      expect(status(report, id), id).toBe('pass');
+      // The detail in the message: a rare failure here must say which calls failed and how.
+      expect(status(report, id), `${id}: ${report.checks.find((c) => c.id === id)?.detail}`).toBe('pass');
     }
     expect(report.performance.map((p) => p.operation)).toEqual(['ECDH P-256', 'ECDSA P-256', 'Ed25519 sign', 'HMAC-SHA256', 'AES-GCM seal', 'AES-GCM open', 'random 32 B', 'OPAQUE login']);
     for (const p of report.performance) expect(p.single).toBeGreaterThan(0);
