@@ -34,6 +34,8 @@ interface Op {
   readonly ec: boolean;
   /** Fixed iteration count instead of a time budget (key generation writes files). */
   readonly count?: number;
+  /** Untimed, after each measurement: puts the token back as it was (key generation). */
+  readonly reset?: () => Promise<void>;
 }
 
 export async function benchHsm(o: BenchOptions): Promise<void> {
@@ -97,6 +99,7 @@ export async function benchHsm(o: BenchOptions): Promise<void> {
     };
     let genCounter = 0;
     const generated: Buffer[] = [];
+    const driverGenerated: KeyRef[] = [];
     const rawSessions = Array.from({ length: o.concurrency }, () => p.C_OpenSession(slot, C.CKF_SERIAL_SESSION | C.CKF_RW_SESSION));
     let rawAsyncNext = 0;
 
@@ -145,7 +148,13 @@ export async function benchHsm(o: BenchOptions): Promise<void> {
           const kp = p.C_GenerateKeyPair(session, { mechanism: t.mechanism }, t.publicTemplate, t.privateTemplate);
           generated.push(kp.privateKey, kp.publicKey);
         },
-        driver: () => driver.generateKey({ label: `drv-gen-${genCounter++}`, type: 'ec-p256-derive' }),
+        driver: async () => driverGenerated.push(await driver.generateKey({ label: `drv-gen-${genCounter++}`, type: 'ec-p256-derive' })),
+        // Each keygen adds two files, and SoftHSM2 re-reads a changed token's directory, so later
+        // keygens run slower: each measurement starts from the same token instead.
+        reset: async () => {
+          for (const h of generated.splice(0)) p.C_DestroyObject(session, h);
+          for (const key of driverGenerated.splice(0)) await driver.destroyKey(key);
+        },
       },
     ];
 
@@ -157,27 +166,35 @@ export async function benchHsm(o: BenchOptions): Promise<void> {
     // 300 ms and 6-8k/s from about 2 s on (at nice 0 as at 10; JIT tiering in both threads is the
     // likely cause, not pinned down), so a cold first round weighed on the medians; production
     // nodes run warm.
+    /** One measurement, then the op's untimed reset. */
+    const measured = async <T>(op: Op, run: () => Promise<T>): Promise<T> => {
+      const value = await run();
+      await op.reset?.();
+      return value;
+    };
     for (const op of ops) {
       const count = op.count === undefined ? undefined : 2;
-      await rate(o.seconds, count, op.raw);
+      await measured(op, () => rate(o.seconds, count, op.raw));
       if (op.rawCopy) await rate(o.seconds, count, op.rawCopy);
-      await rate(o.seconds, count, op.driver);
-      await saturated(o.seconds, count, o.concurrency, op.driver);
+      await measured(op, () => rate(o.seconds, count, op.driver));
+      await measured(op, () => saturated(o.seconds, count, o.concurrency, op.driver));
       if (op.rawAsync) await saturated(o.seconds, count, o.concurrency, op.rawAsync);
     }
     for (let round = 0; round < o.rounds; round++) {
       for (const op of ops) {
         const r = results[op.name]!;
-        r.raw.push(await rate(o.seconds, op.count, op.raw));
+        r.raw.push(await measured(op, () => rate(o.seconds, op.count, op.raw)));
         if (op.rawCopy) r.rawCopy.push(await rate(o.seconds, op.count, op.rawCopy));
-        r.drv.push(await rate(o.seconds, op.count, op.driver));
+        r.drv.push(await measured(op, () => rate(o.seconds, op.count, op.driver)));
         lag.enable();
         opLag.get(op.name)!.enable();
-        r.sat.push(await saturated(o.seconds, op.count, o.concurrency, op.driver));
+        const sat = await saturated(o.seconds, op.count, o.concurrency, op.driver);
         opLag.get(op.name)!.disable();
         lag.disable();
+        await op.reset?.();
+        r.sat.push(sat);
         if (op.rawAsync) r.rawAsync.push(await saturated(o.seconds, op.count, o.concurrency, op.rawAsync));
-        r.holds.push(...(await spacedHolds(op.count === undefined ? 200 : 10, op.driver)));
+        r.holds.push(...(await measured(op, () => spacedHolds(op.count === undefined ? 200 : 10, op.driver))));
         if (!o.json) process.stderr.write(`round ${round + 1}/${o.rounds} ${op.name}\n`);
       }
     }
