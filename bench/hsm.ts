@@ -162,16 +162,16 @@ export async function benchHsm(o: BenchOptions): Promise<void> {
     const opLag = new Map(ops.map((op) => [op.name, monitorEventLoopDelay({ resolution: 1 })]));
     const results: Record<string, { raw: number[]; rawCopy: number[]; rawAsync: number[]; drv: number[]; sat: number[]; holds: number[] }> = {};
     for (const op of ops) results[op.name] = { raw: [], rawCopy: [], rawAsync: [], drv: [], sat: [], holds: [] };
-    // Untimed warm-up of every path first. A fresh driver ran ECDH at 520-1280/s in its first
-    // 300 ms and 6-8k/s from about 2 s on (at nice 0 as at 10; JIT tiering in both threads is the
-    // likely cause, not pinned down), so a cold first round weighed on the medians; production
-    // nodes run warm.
     /** One measurement, then the op's untimed reset. */
     const measured = async <T>(op: Op, run: () => Promise<T>): Promise<T> => {
       const value = await run();
       await op.reset?.();
       return value;
     };
+    // Untimed warm-up of every path first. A fresh driver ran ECDH at 520-1280/s in its first
+    // 300 ms and 6-8k/s from about 2 s on (at nice 0 as at 10; JIT tiering in both threads is the
+    // likely cause, not pinned down), so a cold first round weighed on the medians; production
+    // nodes run warm.
     for (const op of ops) {
       const count = op.count === undefined ? undefined : 2;
       await measured(op, () => rate(o.seconds, count, op.raw));
