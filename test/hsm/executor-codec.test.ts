@@ -33,6 +33,14 @@ describe('executor codec', () => {
     expect(Buffer.isBuffer(back.params.args[0])).toBe(true);
   });
 
+  it('reuses decoded property names only when every byte matches', () => {
+    // 'Aa' and 'BB' have the same hash in the name cache (31 * 65 + 97 = 31 * 66 + 66).
+    for (let i = 0; i < 3; i++) {
+      expect(roundTrip({ Aa: 1, BB: 2, é: 3, [`n${i}`]: 4 })).toEqual({ Aa: 1, BB: 2, é: 3, [`n${i}`]: 4 });
+      expect(Object.keys(roundTrip({ BB: 0, Aa: 0 }) as object)).toEqual(['BB', 'Aa']);
+    }
+  });
+
   it('decodes bytes into memory of their own, not views on the shared cell', () => {
     const bytes = cell();
     const value = { data: Buffer.from('secret bytes') };
