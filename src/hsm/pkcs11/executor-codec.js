@@ -25,9 +25,8 @@ const T_OBJECT = 9;
 const EMPTY_BACKING = new ArrayBuffer(1);
 
 // Property names repeat in every message (`op`, `params`, `session`, `publicData` …): decoded ones
-// are kept by a hash of their bytes and reused after a byte-for-byte check, instead of a new string
-// per name per message (a request allocated ~1.9 KB when each was built a character at a time).
-// Only names, never values: a value may be a label or, in principle, something worth forgetting.
+// are kept by a hash of their bytes and reused after a byte-for-byte check, instead of building
+// each again a character at a time. Only names are kept, never values (labels, data).
 const NAMES = new Map();
 const NAMES_MAX = 512;
 
@@ -197,9 +196,9 @@ export function decodeValue(bytes, length) {
         const n = u32();
         const out = {};
         for (let i = 0; i < n; i++) {
-          const length = u32();
-          const key = propertyName(bytes, at, length);
-          at += length;
+          const size = u32();
+          const key = propertyName(bytes, at, size);
+          at += size;
           out[key] = read();
         }
         return out;
