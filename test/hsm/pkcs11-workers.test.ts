@@ -117,14 +117,16 @@ describe.runIf(softHsmUri() !== undefined)('reply waits on SoftHSM2', () => {
     await ecdhCalls(driver, key, 1, 1); // the first of the 8 polls a new pool makes
     const waits = await waitsDuring(driver, () => ecdhCalls(driver, key, 40, 1));
     if (cores > 1) {
-      // 16 optimistic votes to start with: the 8th slow reply ends the majority. A poll can still
-      // catch its reply when other suites deschedule this process between two turns.
-      expect(waits.polls).toBe(7);
+      // 16 optimistic votes to start with: the 8th slow reply ends the majority (7 polls here, as
+      // measured). When other suites deschedule this process, a reply can be in before its wait
+      // begins: it votes without a poll, so fewer polls, never more; and it needs no sleep.
+      expect(waits.polls).toBeGreaterThanOrEqual(4);
+      expect(waits.polls).toBeLessThanOrEqual(7);
       expect(waits.caught + waits.missed).toBe(waits.polls);
     } else {
       expect(waits.polls).toBe(0);
     }
-    expect(waits.sleeps).toBeGreaterThanOrEqual(33); // every wait that did not poll slept
+    expect(waits.sleeps).toBeGreaterThanOrEqual(25); // the waits that did not poll slept
   });
 
   it('never polls with replyPollMicros 0', async () => {
