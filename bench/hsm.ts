@@ -160,7 +160,8 @@ export async function benchHsm(o: BenchOptions): Promise<void> {
 
     const lag = monitorEventLoopDelay({ resolution: 1 });
     const opLag = new Map(ops.map((op) => [op.name, monitorEventLoopDelay({ resolution: 1 })]));
-    const results: Record<string, { raw: number[]; rawCopy: number[]; rawAsync: number[]; drv: number[]; sat: number[]; holds: number[] }> = {};
+    interface Figures { raw: number[]; rawCopy: number[]; rawAsync: number[]; drv: number[]; sat: number[]; holds: number[] }
+    const results: Record<string, Figures> = {};
     for (const op of ops) results[op.name] = { raw: [], rawCopy: [], rawAsync: [], drv: [], sat: [], holds: [] };
     /** One measurement, then the op's untimed reset. */
     const measured = async <T>(op: Op, run: () => Promise<T>): Promise<T> => {
@@ -168,33 +169,41 @@ export async function benchHsm(o: BenchOptions): Promise<void> {
       await op.reset?.();
       return value;
     };
+    /**
+     * One pass over an op's measurements, into `r`. Without `r` it is a warm-up: nothing is kept,
+     * the lag monitors stay off and the spaced holds are not timed.
+     */
+    const pass = async (op: Op, count: number | undefined, r?: Figures): Promise<void> => {
+      const raw = await measured(op, () => rate(o.seconds, count, op.raw));
+      const rawCopy = op.rawCopy && (await rate(o.seconds, count, op.rawCopy));
+      const drv = await measured(op, () => rate(o.seconds, count, op.driver));
+      if (r) {
+        lag.enable();
+        opLag.get(op.name)!.enable();
+      }
+      const sat = await saturated(o.seconds, count, o.concurrency, op.driver);
+      if (r) {
+        opLag.get(op.name)!.disable();
+        lag.disable();
+      }
+      await op.reset?.();
+      const rawAsync = op.rawAsync && (await saturated(o.seconds, count, o.concurrency, op.rawAsync));
+      if (!r) return;
+      r.raw.push(raw);
+      if (rawCopy !== undefined) r.rawCopy.push(rawCopy);
+      r.drv.push(drv);
+      r.sat.push(sat);
+      if (rawAsync !== undefined) r.rawAsync.push(rawAsync);
+      r.holds.push(...(await measured(op, () => spacedHolds(count === undefined ? 200 : 10, op.driver))));
+    };
     // Untimed warm-up of every path first. A fresh driver ran ECDH at 520-1280/s in its first
     // 300 ms and 6-8k/s from about 2 s on (at nice 0 as at 10; JIT tiering in both threads is the
     // likely cause, not pinned down), so a cold first round weighed on the medians; production
     // nodes run warm.
-    for (const op of ops) {
-      const count = op.count === undefined ? undefined : 2;
-      await measured(op, () => rate(o.seconds, count, op.raw));
-      if (op.rawCopy) await rate(o.seconds, count, op.rawCopy);
-      await measured(op, () => rate(o.seconds, count, op.driver));
-      await measured(op, () => saturated(o.seconds, count, o.concurrency, op.driver));
-      if (op.rawAsync) await saturated(o.seconds, count, o.concurrency, op.rawAsync);
-    }
+    for (const op of ops) await pass(op, op.count === undefined ? undefined : 2);
     for (let round = 0; round < o.rounds; round++) {
       for (const op of ops) {
-        const r = results[op.name]!;
-        r.raw.push(await measured(op, () => rate(o.seconds, op.count, op.raw)));
-        if (op.rawCopy) r.rawCopy.push(await rate(o.seconds, op.count, op.rawCopy));
-        r.drv.push(await measured(op, () => rate(o.seconds, op.count, op.driver)));
-        lag.enable();
-        opLag.get(op.name)!.enable();
-        const sat = await saturated(o.seconds, op.count, o.concurrency, op.driver);
-        opLag.get(op.name)!.disable();
-        lag.disable();
-        await op.reset?.();
-        r.sat.push(sat);
-        if (op.rawAsync) r.rawAsync.push(await saturated(o.seconds, op.count, o.concurrency, op.rawAsync));
-        r.holds.push(...(await measured(op, () => spacedHolds(op.count === undefined ? 200 : 10, op.driver))));
+        await pass(op, op.count, results[op.name]!);
         if (!o.json) process.stderr.write(`round ${round + 1}/${o.rounds} ${op.name}\n`);
       }
     }
